@@ -1,0 +1,51 @@
+# One-command set-up: every target that needs the tools creates .venv first.
+PY ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+BOARD ?= esp32_devkitc
+PORT ?= /dev/ttyUSB0
+JOBS ?= 2
+
+.PHONY: setup test test-fast sim bench image flash deploy repl monitor schemas clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# The whole suite: CPython units, MicroPython runtime checks and end-to-end scenarios on both runtimes.
+test: $(STAMP)
+	$(VPY) -m pytest -n $(JOBS) -q
+
+test-fast: $(STAMP)
+	$(VPY) -m pytest -q -m 'not e2e'
+
+sim: $(STAMP)
+	$(VPY) -m host_tools devsim
+
+bench: $(STAMP)
+	$(VPY) -m host_tools bench
+
+schemas: $(STAMP)
+	$(VPY) -m host_tools gen-schemas
+
+image: $(STAMP)
+	$(VPY) -m host_tools image --board $(BOARD)
+
+flash: $(STAMP)
+	$(VPY) -m host_tools flash --port $(PORT) --board $(BOARD)
+
+deploy: $(STAMP)
+	$(VPY) -m host_tools deploy --port $(PORT) --board $(BOARD)
+
+repl: $(STAMP)
+	$(VENV)/bin/mpremote connect $(PORT) repl
+
+monitor: $(STAMP)
+	$(VPY) -m host_tools monitor --port $(PORT)
+
+clean:
+	rm -rf build .pytest_cache

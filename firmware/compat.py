@@ -1,0 +1,199 @@
+"""Every difference between CPython and MicroPython lives here.
+
+Core code imports names from this module and never checks the runtime by name:
+each shim is chosen by feature detection.
+"""
+import asyncio
+import os
+import sys
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+try:
+    from time import ticks_ms, ticks_us, ticks_diff, ticks_add
+    IS_HOST_SHIM = False
+except ImportError:
+    import time as _time
+
+    IS_HOST_SHIM = True
+    # Wrap at 2**30 like MicroPython so wrap-around bugs show on the host too.
+    _PERIOD = 1 << 30
+    _MASK = _PERIOD - 1
+    _HALF = _PERIOD >> 1
+    # Start a minute short of the wrap so every run longer than that crosses it.
+    _OFFSET_MS = _PERIOD - 60000 - int(_time.monotonic() * 1000)
+
+    def ticks_ms():
+        return (int(_time.monotonic() * 1000) + _OFFSET_MS) & _MASK
+
+    def ticks_us():
+        return (int(_time.monotonic() * 1000000) + _OFFSET_MS * 1000) & _MASK
+
+    def ticks_add(t, delta):
+        return (t + delta) & _MASK
+
+    def ticks_diff(a, b):
+        return ((a - b + _HALF) & _MASK) - _HALF
+
+try:
+    from time import sleep_ms as _blocking_sleep_ms
+except ImportError:
+    import time as _time2
+
+    def _blocking_sleep_ms(ms):
+        _time2.sleep(ms / 1000)
+
+try:
+    sleep_ms = asyncio.sleep_ms
+except AttributeError:
+    def sleep_ms(ms):
+        return asyncio.sleep(ms / 1000)
+
+blocking_sleep_ms = _blocking_sleep_ms
+
+try:
+    ThreadSafeFlag = asyncio.ThreadSafeFlag
+except AttributeError:
+    class ThreadSafeFlag:
+        """asyncio.ThreadSafeFlag for CPython: set() from a callback, wait() in a task."""
+
+        def __init__(self):
+            self._flag = False
+            self._event = None
+
+        def set(self):
+            self._flag = True
+            ev = self._event
+            if ev is not None:
+                ev.set()
+
+        def clear(self):
+            self._flag = False
+
+        async def wait(self):
+            while not self._flag:
+                if self._event is None:
+                    self._event = asyncio.Event()
+                self._event.clear()
+                await self._event.wait()
+            self._flag = False
+
+try:
+    from micropython import schedule
+except ImportError:
+    def schedule(fn, arg):
+        fn(arg)
+
+try:
+    from micropython import heap_lock, heap_unlock
+except ImportError:
+    def heap_lock():
+        return 0
+
+    def heap_unlock():
+        return 0
+
+try:
+    from micropython import mem_peak as _mem_peak
+
+    def mem_peak():
+        return _mem_peak()
+except ImportError:
+    def mem_peak():
+        return -1
+
+try:
+    print_exception = sys.print_exception
+except AttributeError:
+    import traceback as _tb
+
+    def print_exception(exc, file=sys.stdout):
+        _tb.print_exception(type(exc), exc, exc.__traceback__, file=file)
+
+try:
+    import gc as _gc
+    mem_alloc = _gc.mem_alloc
+    mem_free = _gc.mem_free
+except AttributeError:
+    def mem_alloc():
+        return -1
+
+    def mem_free():
+        return -1
+
+
+def urandom(n):
+    return os.urandom(n)
+
+
+def fsync_dir(path):
+    """Best effort: make a rename durable where the runtime allows it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (AttributeError, OSError):
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    os.close(fd)
+
+
+def file_exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def makedirs(path):
+    """os.makedirs for both runtimes (MicroPython has only mkdir)."""
+    if not path or file_exists(path):
+        return
+    parent = path.rsplit("/", 1)[0] if "/" in path.rstrip("/") else ""
+    if parent and parent != path:
+        makedirs(parent)
+    try:
+        os.mkdir(path)
+    except OSError:
+        if not file_exists(path):
+            raise
+
+
+def remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def create_ssl_context(verify, cadata=None, cafile=None, certfile=None, keyfile=None):
+    """A TLS client context that works on both runtimes.
+
+    verify=False skips server verification (ocppss); cadata/cafile give the
+    CA to trust (ocppsc or a CA store); certfile/keyfile the client certificate.
+    """
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if not verify:
+        try:
+            ctx.check_hostname = False
+        except AttributeError:
+            pass
+        ctx.verify_mode = ssl.CERT_NONE
+    else:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        if cafile:
+            ctx.load_verify_locations(cafile=cafile)
+        elif cadata:
+            ctx.load_verify_locations(cadata=cadata)
+        elif hasattr(ctx, "load_default_certs"):
+            ctx.load_default_certs()
+    if certfile:
+        ctx.load_cert_chain(certfile, keyfile)
+    return ctx
