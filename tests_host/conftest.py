@@ -1,6 +1,42 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+RUNTIMES = ["micropython", "cpython"]
+
+
+@pytest.fixture
+def csms():
+    from tests_host.harness import CsmsThread
+    c = CsmsThread()
+    yield c
+    violations = list(c.csms.violations)
+    c.close()
+    # Every frame the charger sent must validate against the official schemas.
+    assert violations == [], "schema violations in frames from the charger: %r" % violations
+
+
+@pytest.fixture(params=RUNTIMES)
+def runtime(request):
+    return request.param
+
+
+@pytest.fixture
+def sims():
+    """Start simulators; every one is killed at the end of the test."""
+    started = []
+
+    def make(runtime, state_dir, **kw):
+        from tests_host.harness import Sim
+        s = Sim(runtime, state_dir, **kw)
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.kill()
