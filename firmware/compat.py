@@ -197,3 +197,27 @@ def create_ssl_context(verify, cadata=None, cafile=None, certfile=None, keyfile=
     if certfile:
         ctx.load_cert_chain(certfile, keyfile)
     return ctx
+
+
+if hasattr(asyncio.StreamReader, "readinto"):
+    def stream_readinto(reader, buf):
+        """Awaitable: read at most len(buf) bytes into buf -> count, 0 at EOF,
+        None when nothing was ready (a TLS record still incomplete): just call again."""
+        return reader.readinto(buf)  # no wrapper coroutine: this runs for every frame
+else:
+    async def stream_readinto(reader, buf):
+        """Awaitable: read at most len(buf) bytes into buf -> count, 0 at EOF."""
+        data = await reader.read(len(buf))
+        n = len(data)
+        buf[:n] = data
+        return n
+
+
+def stream_abort(writer):
+    """Close a stream's connection at once, dropping unsent data; a pending read then ends."""
+    transport = getattr(writer, "transport", None)
+    if transport is not None:
+        transport.abort()
+    else:
+        # MicroPython's StreamWriter.close() does nothing; wait_closed() closes the socket.
+        writer.s.close()
