@@ -1,0 +1,123 @@
+"""The charger's lifetime energy counter: whole Wh that never go backwards.
+
+total = persisted base + what the meter counted since. The meter register may
+restart at 0 (an S0 count after every boot), be replaced, or read lower than
+what was persisted: the counter then continues from the new reading instead of
+following it down. The total is an int: ESP32 floats are single precision and
+stop resolving 1 Wh above 16.7 MWh, while small ints hold up to 2**30 Wh.
+
+File (Store JSON): {"wh": total, "m": meter reading that total corresponds to}.
+Writes are rate limited for flash wear: after step_wh of change but no more
+than once per min_ms, or once per max_ms while anything changed, plus flush()
+(the transaction code calls it at start and stop).
+"""
+from firmware.compat import ticks_diff
+
+
+class EnergyCounter:
+    def __init__(self, store, meter, name="energy.json", step_wh=10, min_ms=10000,
+                 max_ms=60000, max_w=50000, jump_wh=200):
+        self.store = store
+        self.meter = meter
+        self.name = name
+        self.step_wh = step_wh
+        self.min_ms = min_ms
+        self.max_ms = max_ms
+        # Plausibility: a meter cannot count more than max_w over the time since
+        # the last reading plus jump_wh; a bigger step is a different meter.
+        # jump_wh also bounds what a meter may have counted across a reboot
+        # (the unsaved tail of a power cut) and still be trusted as the same one.
+        self.max_w = max_w
+        self.jump_wh = jump_wh
+        self.error = None
+        self.writes = 0
+        self.resets = 0  # times the meter reading was not followed (restart, swap, jump)
+        self._total = 0
+        self._ref = None  # meter reading that _total corresponds to; None before the first
+        self._saved = None  # total as last written; None without a valid file
+        self._saved_ref = None
+        self._saved_at = None
+        self._at = None  # time of the last accepted reading
+        self._now = None
+        self._dirty = False
+        obj, err = store.read_json(name)
+        if err:
+            self.error = err
+        elif obj is not None:
+            wh = obj.get("wh") if isinstance(obj, dict) else None
+            if isinstance(wh, (int, float)) and not isinstance(wh, bool) and wh - wh == 0 and wh >= 0:
+                self._total = self._saved = int(wh)
+                m = obj.get("m")
+                if isinstance(m, (int, float)) and not isinstance(m, bool) and m - m == 0:
+                    self._saved_ref = m
+            else:
+                self.error = name + " invalid, counting from the meter"
+
+    @property
+    def total_wh(self):
+        return self._total
+
+    def update(self, now_ms):
+        self._now = now_ms
+        if self._saved_at is None:
+            self._saved_at = now_ms
+        mt = self.meter
+        m = mt.energy_wh
+        if mt.ok and m is not None and m - m == 0:  # m - m is NaN for NaN and inf
+            self._take(m, now_ms)
+        self._maybe_save(now_ms)
+
+    def _take(self, m, now_ms):
+        ref = self._ref
+        if ref is None:
+            if self._saved is None:
+                # No persisted total: start from the meter's own register.
+                w = int(m) if m > 0 else 0
+                self._total = w
+                self._ref = float(w) if m > 0 else m  # the fraction stays in m - ref
+                self._at = now_ms
+                self._save()
+                return
+            s = self._saved_ref
+            ref = s if s is not None else m
+            allowed = self.jump_wh
+        else:
+            allowed = self.jump_wh + self.max_w * ticks_diff(now_ms, self._at) / 3600000
+        d = m - ref
+        if d < 0 or d > allowed:
+            ref = m
+            d = 0
+            self.resets += 1
+            self._dirty = True
+        w = int(d)
+        if w:
+            self._total += w
+            ref += w
+        self._ref = ref
+        self._at = now_ms
+
+    def _maybe_save(self, now_ms):
+        saved = self._saved
+        changed = self._total - saved if saved is not None else self._total
+        if not (changed or self._dirty) or self._ref is None:
+            return
+        since = ticks_diff(now_ms, self._saved_at)
+        if since >= self.max_ms or (changed >= self.step_wh and since >= self.min_ms):
+            self._save()
+
+    def flush(self):
+        """Persist now if anything changed (transaction start/stop)."""
+        if self._ref is not None and (self._total != self._saved or self._dirty):
+            self._save()
+
+    def _save(self):
+        if self._now is not None:
+            self._saved_at = self._now  # also after a failure: retry at the normal rate
+        try:
+            self.store.write_json(self.name, {"wh": self._total, "m": self._ref})
+        except OSError:
+            self.error = self.name + " write failed"
+            return
+        self.writes += 1
+        self._saved = self._total
+        self._dirty = False
