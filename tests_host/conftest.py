@@ -40,3 +40,5 @@ def sims():
     yield make
     for s in started:
         s.kill()
+        # Shown by pytest only when the test failed.
+        print("---- simulator output (%s, %s) ----\n%s" % (s.runtime, s.state_dir, s.log(80)))

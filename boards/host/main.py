@@ -1,0 +1,72 @@
+"""Entry point of the simulated charger (both runtimes): parses the simulator's
+arguments, builds the host board and runs the application.
+
+  main.py --state DIR [--url URL] [--http HOST:PORT] [--set KEY=JSON]...
+"""
+import asyncio
+import json
+import sys
+
+
+def parse_args(argv):
+    opts = {"state": "sim-state", "url": None, "http": "127.0.0.1:8080", "set": []}
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--state", "--url", "--http", "--set", "--runtime") and i + 1 < len(argv):
+            v = argv[i + 1]
+            if a == "--set":
+                opts["set"].append(v)
+            else:
+                opts[a[2:]] = v
+            i += 2
+        else:
+            raise ValueError("unknown argument " + a)
+    return opts
+
+
+def overrides(opts):
+    out = []
+    if opts["url"]:
+        out.append(("ocppu", opts["url"]))
+        out.append(("ocppe", True))
+    for item in opts["set"]:
+        k, _, v = item.partition("=")
+        try:
+            out.append((k, json.loads(v)))
+        except ValueError:
+            out.append((k, v))  # a bare word is taken as a string
+    return out
+
+
+def main(argv=None):
+    opts = parse_args(sys.argv[1:] if argv is None else argv)
+    import gc
+
+    from boards.host.board import HostBoard
+    from firmware.app import App
+    from firmware.compat import mem_alloc
+    host, _, port = opts["http"].rpartition(":")
+    # The simulated hardware (EV, meter) outlives a reboot of the application;
+    # --set applies at the first start only, like a configuration tool would.
+    board = HostBoard(opts["state"])
+    sets = overrides(opts)
+
+    def ready():
+        print("READY http://%s:%s" % (host, port))
+        try:
+            sys.stdout.flush()
+        except AttributeError:
+            pass
+
+    while True:
+        app = App(board, opts["state"], sets)
+        sets = ()
+        gc.collect()
+        app.api.heap_baseline = mem_alloc()
+        reason = asyncio.run(app.main(host, int(port), ready))
+        print("REBOOT %s" % reason)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Wires the charger together and runs its one asyncio loop: control loop,
+board tasks, OCPP session, HTTP server and housekeeping."""
+import asyncio
+import gc
+
+from firmware import log
+from firmware.api import charger_keys
+from firmware.api.http import HttpApi
+from firmware.clock import Clock
+from firmware.compat import sleep_ms, ticks_ms
+from firmware.evse.controller import ChargeController
+from firmware.evse.energy import EnergyCounter
+from firmware.ocpp import session as ocpp_session
+from firmware.settings import Settings
+from firmware.store import Store
+from firmware.version import VENDOR, VERSION
+
+_HOUSEKEEPING_MS = 5000
+_ENERGY_MS = 1000
+
+
+class App:
+    def __init__(self, board, state_dir, overrides=()):
+        self.board = board
+        self.reboot = None
+        self.store = Store(state_dir)
+        self.settings = s = Settings(self.store, report=log.error)
+        self.clock = Clock()
+        self.controller = ChargeController(board.drivers, getattr(board, "evse_config", None))
+        self.energy = EnergyCounter(self.store, self.controller.meter)
+        if self.energy.error:
+            log.error(self.energy.error)
+        ocpp_session.define_keys(s)
+        s.load()
+        charger_keys.define_keys(s, self.controller, self.energy, self.request_reboot, self.controller.max_amps)
+        for key, value in overrides:
+            err = s.set(key, value)
+            if err:
+                log.error("--set " + err)
+        boot = {"chargePointVendor": VENDOR, "chargePointModel": getattr(board, "model", "OpenWallbox"), "firmwareVersion": VERSION}
+        if getattr(board, "serial", None):
+            boot["chargePointSerialNumber"] = board.serial
+        self.session = ocpp_session.OcppSession(s, self.clock, boot)
+        self.session.define_status(s)
+        self.api = HttpApi(s, board)
+
+    async def housekeeping(self):
+        while True:
+            gc.collect()
+            feed = getattr(self.board, "feed_watchdog", None)
+            if feed:
+                feed()
+            await sleep_ms(_HOUSEKEEPING_MS)
+
+    async def energy_task(self):
+        # The persistent total follows the meter; writes are rate-limited inside.
+        while True:
+            self.energy.update(ticks_ms())
+            await sleep_ms(_ENERGY_MS)
+
+    def request_reboot(self, hard=False):
+        """Leave main() so the board restarts the application (a reboot)."""
+        self.reboot = "hard" if hard else "soft"
+        self._stop.set()
+
+    async def main(self, host="127.0.0.1", port=8080, on_ready=None):
+        # The control loop first: safety does not wait for anything else.
+        self._stop = asyncio.Event()
+        tasks = [asyncio.create_task(self.controller.run()), asyncio.create_task(self.housekeeping()),
+                 asyncio.create_task(self.energy_task()), asyncio.create_task(self.session.run())]
+        run = getattr(self.board, "run", None)
+        if run:
+            tasks.append(asyncio.create_task(run()))
+        tasks.append(asyncio.create_task(self.api.serve(host, port)))
+        while not self.api.listening():
+            await sleep_ms(5)
+        if on_ready:
+            on_ready()
+        await self._stop.wait()
+        # Reboot: open the contactor first, then end every task.
+        self.controller.enable(False)
+        self.controller.tick(ticks_ms())
+        self.energy.flush()
+        self.api.shutdown()
+        for t in tasks:
+            t.cancel()
+        ws = self.session.ws
+        if ws is not None:
+            ws.abort()
+        await sleep_ms(50)
+        return self.reboot

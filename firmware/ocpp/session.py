@@ -1,0 +1,299 @@
+"""The OCPP connection: WebSocket with reconnect, registration (BootNotification)
+and Heartbeat. Feature profiles register their handlers in `handlers`, call the
+CSMS with `call()`, and are told when the charger comes online.
+
+Rules (ocpp16-notes.md item 5): BootNotification after every reboot, after a
+reconnect only if the boot data changed; before Accepted nothing but
+BootNotification is sent (while Pending the CSMS's calls are answered); retry at
+the interval the CSMS gives.
+"""
+import asyncio
+
+from firmware import log
+from firmware.ocpp.rpc import CallError, CallTimeout, NotConnected, Rpc
+from firmware.ocpp.websocket import (Backoff, ConnectionClosed, WebSocket, WebSocketError,
+                                     basic_auth_header, parse_url)
+from firmware.settings import BOOL, INT, OCPP, PERSIST, REBOOT, RW, SECRET, STR, W
+
+# Retry a BootNotification after this when the CSMS gives interval 0 or never answers.
+DEFAULT_BOOT_RETRY_S = 30
+MAX_MESSAGE = 16384
+CONNECT_TIMEOUT_MS = 10000
+
+
+def _check_url(v):
+    if v and not (v.startswith("ws://") or v.startswith("wss://")):
+        return "URL must start with ws:// or wss://"
+    if v:
+        try:
+            parse_url(v)
+        except ValueError as e:
+            return str(e)
+    return None
+
+
+def _check_key(v):
+    if v and not 16 <= len(v) <= 40:
+        return "AuthorizationKey must be 16 to 40 characters"
+    return None
+
+
+def define_keys(settings):
+    d = settings.define
+    d("ocppe", BOOL, False)
+    d("ocppu", STR, "", hi=512, check=_check_url)
+    d("ocppg", BOOL, True)
+    d("ocppcn", BOOL, False)
+    d("ocppss", BOOL, False)
+    d("ocppsc", STR, "", hi=8192)
+    d("ocppcc", STR, "", hi=8192)
+    d("ocppck", STR, "", flags=W | PERSIST | SECRET, hi=8192)
+    d("ocpprl", BOOL, False)
+    d("HeartbeatInterval", INT, 300, RW | PERSIST | OCPP, 0, 86400, alias="ocpph")
+    d("WebSocketPingInterval", INT, 60, RW | PERSIST | OCPP, 0, 3600)
+    d("AuthorizationKey", STR, "", W | PERSIST | SECRET | OCPP, check=_check_key)
+    d("SecurityProfile", INT, 0, RW | PERSIST | OCPP | REBOOT, 0, 3)
+
+
+def _cp_id(path):
+    """The charge point id: the URL's last path segment, percent-decoded."""
+    seg = path.rstrip("/").rsplit("/", 1)[-1]
+    out = bytearray()
+    i = 0
+    b = seg.encode()
+    while i < len(b):
+        if b[i] == 37 and i + 2 < len(b):  # %XX
+            try:
+                out.append(int(b[i + 1:i + 3], 16))
+                i += 3
+                continue
+            except ValueError:
+                pass
+        out.append(b[i])
+        i += 1
+    return out.decode()
+
+
+class OcppSession:
+    def __init__(self, settings, clock, boot_info):
+        self.settings = settings
+        self.clock = clock
+        self.boot_info = boot_info  # BootNotification payload (vendor, model, serial, ...)
+        self.handlers = {}
+        self.rpc = Rpc(self._send, self.handlers, log=log.frame)
+        self.ws = None
+        self.started = False
+        self.connected_ms = None  # ms since boot (go-e ocppca)
+        self.accepted_ms = None  # go-e ocppaa
+        self.registration = None  # last BootNotification status
+        self.online = asyncio.Event()  # connected and Accepted
+        self.boot_count = 0
+        self.heartbeats = 0
+        self._accepted_boot = None  # (server generation, boot payload) last Accepted since reboot
+        self._server_gen = 0  # counts URL changes: another server needs its own BootNotification
+        self._wake = asyncio.Event()  # settings changed: reconnect now
+        self._hb_wake = asyncio.Event()
+        self._boot_wake = asyncio.Event()
+        self._online_listeners = []
+        self._backoff = Backoff(1000, 60000)
+        settings.watch("ocppe", self._reconnect)
+        settings.watch("ocppu", self._new_server)
+        settings.watch("AuthorizationKey", self._reconnect)
+        settings.watch("HeartbeatInterval", lambda s: self._hb_wake.set())
+
+    # -- for the feature profiles ----------------------------------------------
+    def on_online(self, fn):
+        """fn() runs each time the charger is connected and Accepted."""
+        self._online_listeners.append(fn)
+
+    @property
+    def connected(self):
+        return self.ws is not None and self.connected_ms is not None
+
+    async def call(self, action, payload, timeout_ms=None, msg_id=None):
+        """Send a CALL and return the CALLRESULT payload.
+
+        Raises NotConnected, CallTimeout or CallError. Waits until Accepted:
+        only BootNotification goes out before that.
+        """
+        if action != "BootNotification":
+            await self.online.wait()
+        return await self.rpc.call(action, payload, timeout_ms, msg_id)
+
+    def trigger_boot(self):
+        """Send BootNotification now (TriggerMessage while Pending)."""
+        self._boot_wake.set()
+
+    # -- connection loop -----------------------------------------------------
+    def _new_server(self, _setting=None):
+        # Another URL is another central system or identity: register anew.
+        self._server_gen += 1
+        self._reconnect()
+
+    def _reconnect(self, _setting=None):
+        self._backoff.reset()
+        self._wake.set()
+        if self.ws is not None:
+            self.ws.abort()
+
+    async def _send(self, text):
+        ws = self.ws
+        if ws is None:
+            raise NotConnected()
+        await ws.send(text)
+
+    async def _pause(self, event, ms):
+        """Sleep ms, or less when event is set (also before the call). True when woken."""
+        if event.is_set():
+            event.clear()
+            return True
+        try:
+            await asyncio.wait_for(event.wait(), ms / 1000)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    async def run(self):
+        s = self.settings
+        while True:
+            url = s.get("ocppu")
+            if not s.get("ocppe") or not url:
+                self.started = False
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            self.started = True
+            self._wake.clear()
+            try:
+                ws = await self._connect(url)
+                if self._wake.is_set():
+                    # The settings changed while connecting: connect anew.
+                    ws.abort()
+                    continue
+            except (WebSocketError, OSError, ValueError, asyncio.TimeoutError) as e:
+                log.error("OCPP connect to %s failed: %s" % (url, e))
+                await self._pause(self._wake, self._backoff.next_ms())
+                continue
+            try:
+                await self._serve(ws)
+            except Exception as e:  # never let the session task die
+                log.exception("OCPP session", e)
+            await self._pause(self._wake, self._backoff.next_ms())
+
+    async def _connect(self, url):
+        s = self.settings
+        secure, host, port, path = parse_url(url)
+        headers = []
+        key = s.get("AuthorizationKey")
+        if key:
+            headers.append(("Authorization", basic_auth_header(_cp_id(path), key)))
+        ctx = None
+        if secure:
+            from firmware.compat import create_ssl_context
+            ctx = create_ssl_context(verify=not s.get("ocppss"), cadata=s.get("ocppsc") or None)
+            if s.get("ocppcn"):
+                try:
+                    ctx.check_hostname = False
+                except AttributeError:
+                    pass
+        log.info("OCPP connecting to " + url)
+        return await WebSocket.connect(url, ("ocpp1.6",), headers, ctx, MAX_MESSAGE, CONNECT_TIMEOUT_MS)
+
+    async def _serve(self, ws):
+        self.ws = ws
+        self.connected_ms = log.uptime_ms()
+        log.info("OCPP connected")
+        self.rpc.connected(self._send)
+        reg = asyncio.create_task(self._registration())
+        ka = asyncio.create_task(ws.keepalive(lambda: self.settings.get("WebSocketPingInterval")))
+        try:
+            while True:
+                text = await ws.recv()
+                if isinstance(text, str):
+                    await self.rpc.feed(text)
+        except ConnectionClosed as e:
+            log.error("OCPP connection closed: %s" % (e,))
+        finally:
+            self.online.clear()
+            self.ws = None
+            self.connected_ms = None
+            self.accepted_ms = None
+            self.rpc.connection_lost()
+            reg.cancel()
+            ka.cancel()
+            ws.abort()
+
+    async def _registration(self):
+        try:
+            gen = self._server_gen
+            if self._accepted_boot != (gen, self.boot_info):
+                await self._boot(gen)
+            self._backoff.reset()
+            self.accepted_ms = log.uptime_ms()
+            self.online.set()
+            for fn in self._online_listeners:
+                try:
+                    fn()
+                except Exception as e:
+                    log.exception("online listener", e)
+            await self._heartbeats()
+        except NotConnected:
+            pass
+
+    async def _boot(self, gen):
+        while True:
+            payload = dict(self.boot_info)
+            interval = DEFAULT_BOOT_RETRY_S
+            try:
+                res = await self.rpc.call("BootNotification", payload)
+                self.boot_count += 1
+                status = res["status"]
+                self.registration = status
+                self.clock.set_iso(res["currentTime"])
+                if res["interval"] > 0:
+                    interval = res["interval"]
+                log.info("BootNotification " + status)
+                if status == "Accepted":
+                    self._accepted_boot = (gen, payload)
+                    self.settings.set("HeartbeatInterval", interval)
+                    return
+                if status == "Rejected":
+                    log.error("BootNotification Rejected, retry in %d s" % interval)
+            except CallTimeout:
+                log.error("BootNotification: no answer")
+            except CallError as e:
+                log.error("BootNotification: CALLERROR %s" % (e,))
+            # Pending: the CSMS may trigger a new BootNotification earlier.
+            await self._pause(self._boot_wake, interval * 1000)
+
+    async def _heartbeats(self):
+        while True:
+            iv = self.settings.get("HeartbeatInterval")
+            if iv <= 0:
+                await self._hb_wake.wait()
+                self._hb_wake.clear()
+                continue
+            if await self._pause(self._hb_wake, iv * 1000):
+                continue  # interval changed: start over with the new one
+            await self.heartbeat()
+
+    async def heartbeat(self):
+        try:
+            res = await self.call("Heartbeat", {})
+        except (CallTimeout, CallError) as e:
+            log.error("Heartbeat: %s" % (e,))
+            return False
+        self.heartbeats += 1
+        self.clock.set_iso(res["currentTime"])
+        return True
+
+    # -- go-e status keys ------------------------------------------------------
+    def define_status(self, settings):
+        st = settings.status
+        st("ocpps", lambda: self.started)
+        st("ocppc", lambda: self.connected)
+        st("ocppca", lambda: self.connected_ms)
+        st("ocppa", lambda: self.online.is_set())
+        st("ocppaa", lambda: self.accepted_ms)
+        st("ocpple", lambda: log.last_error)
+        st("ocpplea", lambda: log.last_error_ms)

@@ -1,0 +1,32 @@
+"""python -m host_tools <command> [options]
+
+Commands:
+  sim          run the firmware on the host with the simulated board
+  csms         run the development central system
+  devsim       the development CSMS plus one simulated charger connected to it (make sim)
+  gen-schemas  regenerate the firmware's OCPP validation tables from the official schemas
+  bench        run the benchmarks (make bench)
+"""
+import importlib
+import sys
+
+COMMANDS = {
+    "sim": "host_tools.sim",
+    "csms": "host_tools.csms",
+    "devsim": "host_tools.devsim",
+    "gen-schemas": "host_tools.gen_schemas",
+    "bench": "host_tools.bench",
+}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print(__doc__)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    mod = importlib.import_module(COMMANDS[argv[0]])
+    return mod.main(argv[1:]) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
