@@ -25,24 +25,29 @@ class App:
         self.reboot = None
         self.store = Store(state_dir)
         self.settings = s = Settings(self.store, report=log.error)
+        s.load()  # values of keys defined later are restored when they are defined
         self.clock = Clock()
         self.controller = ChargeController(board.drivers, getattr(board, "evse_config", None))
         self.energy = EnergyCounter(self.store, self.controller.meter)
         if self.energy.error:
             log.error(self.energy.error)
         ocpp_session.define_keys(s)
-        s.load()
-        charger_keys.define_keys(s, self.controller, self.energy, self.request_reboot, self.controller.max_amps)
-        for key, value in overrides:
-            err = s.set(key, value)
-            if err:
-                log.error("--set " + err)
-        boot = {"chargePointVendor": VENDOR, "chargePointModel": getattr(board, "model", "OpenWallbox"), "firmwareVersion": VERSION}
+        boot = {"chargePointVendor": VENDOR, "chargePointModel": getattr(board, "model", "OpenWallbox"),
+                "firmwareVersion": VERSION}
         if getattr(board, "serial", None):
             boot["chargePointSerialNumber"] = board.serial
         self.session = ocpp_session.OcppSession(s, self.clock, boot)
         self.session.define_status(s)
+        charger_keys.define_keys(s, self.controller, self.energy, self.request_reboot, self.controller.max_amps)
         self.api = HttpApi(s, board)
+        self.tasks = []  # coroutine functions of the features, started by main()
+        # Feature modules: each defines its keys, registers its OCPP handlers and
+        # adds its tasks through setup(app).
+        # (features)
+        for key, value in overrides:
+            err = s.set(key, value)
+            if err:
+                log.error("--set " + err)
 
     async def housekeeping(self):
         while True:
@@ -71,6 +76,8 @@ class App:
         run = getattr(self.board, "run", None)
         if run:
             tasks.append(asyncio.create_task(run()))
+        for fn in self.tasks:
+            tasks.append(asyncio.create_task(fn()))
         tasks.append(asyncio.create_task(self.api.serve(host, port)))
         while not self.api.listening():
             await sleep_ms(5)
