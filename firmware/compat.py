@@ -172,6 +172,26 @@ def remove(path):
         pass
 
 
+def pem_to_der(pem):
+    """The first certificate of a PEM text as DER bytes."""
+    import binascii
+    if isinstance(pem, bytes):
+        pem = pem.decode()
+    body = []
+    inside = False
+    for line in pem.split("\n"):
+        line = line.strip()
+        if line.startswith("-----BEGIN"):
+            inside = True
+        elif line.startswith("-----END"):
+            break
+        elif inside and line:
+            body.append(line)
+    if not body:
+        raise ValueError("no PEM certificate")
+    return binascii.a2b_base64("".join(body))
+
+
 def create_ssl_context(verify, cadata=None, cafile=None, certfile=None, keyfile=None):
     """A TLS client context that works on both runtimes.
 
@@ -191,7 +211,11 @@ def create_ssl_context(verify, cadata=None, cafile=None, certfile=None, keyfile=
         if cafile:
             ctx.load_verify_locations(cafile=cafile)
         elif cadata:
-            ctx.load_verify_locations(cadata=cadata)
+            try:
+                ctx.load_verify_locations(cadata=cadata)
+            except (ValueError, OSError, TypeError):
+                # MicroPython's mbedtls takes DER only; certificates arrive as PEM.
+                ctx.load_verify_locations(cadata=pem_to_der(cadata))
         elif hasattr(ctx, "load_default_certs"):
             ctx.load_default_certs()
     if certfile:

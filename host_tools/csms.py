@@ -113,13 +113,14 @@ for _action in CP_ACTIONS:
 
 class Csms:
     def __init__(self, host="127.0.0.1", port=9000, boot_status="Accepted", boot_interval=300,
-                 verbose=True, response_timeout=30):
+                 verbose=True, response_timeout=30, ssl=None):
         self.host = host
         self.port = port
         self.boot_status = boot_status
         self.boot_interval = boot_interval
         self.verbose = verbose
         self.response_timeout = response_timeout
+        self.ssl = ssl  # an SSLContext: serve wss://
         self.policies = {}  # action -> fn(cp, payload) -> response payload (camelCase)
         self.chargers = {}  # cp id -> CentralChargePoint (latest connection)
         self.connections = []  # every connection ever accepted, in order
@@ -235,7 +236,7 @@ class Csms:
     async def start(self):
         self._changed = asyncio.Event()
         self.server = await serve(self._on_connect, self.host, self.port, subprotocols=["ocpp1.6"],
-                                  process_request=self._process_request, ping_interval=None)
+                                  process_request=self._process_request, ping_interval=None, ssl=self.ssl)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
@@ -246,7 +247,8 @@ class Csms:
             self.server = None
 
     def url(self, cp_id="CP1"):
-        return "ws://%s:%d/ocpp/%s" % (self.host, self.port, urllib.parse.quote(cp_id, safe=""))
+        return "%s://%s:%d/ocpp/%s" % ("wss" if self.ssl else "ws", self.host, self.port,
+                                       urllib.parse.quote(cp_id, safe=""))
 
 
 async def _prompt(csms):
