@@ -52,15 +52,25 @@ def frame(direction, text):
 
 
 def mask_frame(text):
-    """Hide the value in a ChangeConfiguration of AuthorizationKey."""
-    i = text.find('"value"')
+    """Hide the value of AuthorizationKey (ChangeConfiguration), only within its own object."""
+    i = text.find('"AuthorizationKey"')
     if i < 0:
         return text
-    j = text.find('"', text.find(":", i) + 1)
-    k = text.find('"', j + 1)
-    if j < 0 or k < 0:
+    end = text.find("}", i)
+    j = text.find('"value"', i)
+    if j < 0 or (0 <= end < j):
+        # The key may also stand after its value within the object.
+        start = text.rfind("{", 0, i)
+        j = text.find('"value"', start)
+        if j < 0 or j > i:
+            return text
+    q1 = text.find('"', text.find(":", j) + 1)
+    q2 = text.find('"', q1 + 1)
+    while q2 > 0 and text[q2 - 1] == "\\":
+        q2 = text.find('"', q2 + 1)
+    if q1 < 0 or q2 < 0:
         return text
-    return text[: j + 1] + "***" + text[k:]
+    return text[: q1 + 1] + "***" + text[q2:]
 
 
 def mask(value):

@@ -164,3 +164,14 @@ def test_unknown_keys_in_file_survive_a_save(tmp_path):
     s = make(tmp_path)
     s.set("amp", 12)
     assert json.loads((tmp_path / "settings.json").read_text()) == {"amp": 12, "FutureKey": 1}
+
+
+def test_log_masks_only_the_authorization_key_value():
+    from firmware.log import mask_frame
+    assert mask_frame('[2,"1","ChangeConfiguration",{"key":"AuthorizationKey","value":"s3cr\\"et"}]') == \
+        '[2,"1","ChangeConfiguration",{"key":"AuthorizationKey","value":"***"}]'
+    assert mask_frame('[2,"1","ChangeConfiguration",{"value":"s3cret","key":"AuthorizationKey"}]') == \
+        '[2,"1","ChangeConfiguration",{"value":"***","key":"AuthorizationKey"}]'
+    got = '[3,"1",{"configurationKey":[{"key":"AuthorizationKey","readonly":false},' \
+          '{"key":"HeartbeatInterval","readonly":false,"value":"300"}]}]'
+    assert mask_frame(got) == got
