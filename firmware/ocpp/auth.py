@@ -1,0 +1,249 @@
+"""Authorization of an idTag: the Authorize request, the authorization cache on
+flash, LocalPreAuthorize and the offline rules; the ClearCache handler; the
+go-e local cards (`cards`) used when OCPP is off.
+
+Decision order (OCPP 1.6 sections 3.5 and 9.1):
+1. OCPP off: a taught card is accepted, anything else refused.
+2. LocalPreAuthorize and a valid Accepted cache entry: accepted at once.
+3. Online: Authorize.conf decides (and updates the cache).
+4. Offline (or no answer): LocalAuthorizeOffline and a valid Accepted cache
+   entry; else AllowOfflineTxForUnknownId for an idTag the cache does not know.
+
+The cache (`authcache.json`) is a list [[idTag, status, expiry epoch s or
+null], ...], oldest first, at most CACHE_SIZE entries; it is read from flash
+on each lookup and written only when an entry changes, so it costs no RAM.
+"""
+from firmware import log
+from firmware.clock import parse_iso
+from firmware.ocpp.rpc import CallError, CallTimeout, NotConnected
+from firmware.settings import BOOL, JSON, OCPP, PERSIST, RW
+
+CACHE_FILE = "authcache.json"
+CACHE_SIZE = 32
+AUTHORIZE_TIMEOUT_MS = 10000
+
+
+def define_keys(settings):
+    d = settings.define
+    d("AuthorizationCacheEnabled", BOOL, True, RW | PERSIST | OCPP)
+    d("LocalPreAuthorize", BOOL, False, RW | PERSIST | OCPP)
+    d("LocalAuthorizeOffline", BOOL, True, RW | PERSIST | OCPP, alias="ocpplo")
+    d("AllowOfflineTxForUnknownId", BOOL, False, RW | PERSIST | OCPP, alias="ocppao")
+
+
+class AuthCache:
+    def __init__(self, store, clock, size=CACHE_SIZE):
+        self.store = store
+        self.clock = clock
+        self.size = size
+
+    def _read(self):
+        obj, err = self.store.read_json(CACHE_FILE)
+        if err:
+            log.error(err)
+        return obj if isinstance(obj, list) else []
+
+    def lookup(self, tag):
+        """(status, valid): the cached status of tag or None; valid False once expired."""
+        for e in self._read():
+            if isinstance(e, list) and len(e) == 3 and e[0] == tag:
+                exp = e[2]
+                now = self.clock.now()
+                valid = exp is None or (now is not None and now < exp)
+                return e[1], valid
+        return None, False
+
+    def update(self, tag, info):
+        """Keep an idTagInfo from Authorize/StartTransaction/StopTransaction answers."""
+        if not isinstance(info, dict) or not tag:
+            return
+        status = info.get("status")
+        exp = info.get("expiryDate")
+        if exp is not None:
+            try:
+                exp = parse_iso(exp)
+            except ValueError:
+                exp = None
+        entries = self._read()
+        entry = [tag, status, exp]
+        for i, e in enumerate(entries):
+            if isinstance(e, list) and e and e[0] == tag:
+                if e == entry:
+                    return  # unchanged: no flash write
+                entries.pop(i)
+                break
+        entries.append(entry)
+        while len(entries) > self.size:
+            entries.pop(0)  # the oldest gives way
+        try:
+            self.store.write_json(CACHE_FILE, entries)
+        except OSError as e:
+            log.error("auth cache not saved: %s" % e)
+
+    def clear(self):
+        self.store.delete(CACHE_FILE)
+
+
+def offline_decision(status, valid, local_authorize_offline, allow_unknown):
+    """Offline: accept a valid cached Accepted (LocalAuthorizeOffline) or an unknown idTag (AllowOfflineTxForUnknownId)."""
+    if status is not None:
+        return local_authorize_offline and valid and status == "Accepted"
+    return bool(allow_unknown)
+
+
+class Authorization:
+    def __init__(self, settings, session, cache, cards=None):
+        self.settings = settings
+        self.session = session
+        self.cache = cache
+        self.cards = cards  # callable(tag) -> card index or None (go-e local cards)
+        self.requests = 0  # Authorize requests sent
+
+    def _cache_on(self):
+        return self.settings.get("AuthorizationCacheEnabled")
+
+    async def authorize(self, tag):
+        """Returns (accepted, how): how names the rule that decided."""
+        s = self.settings
+        if not s.get("ocppe"):
+            ok = self.cards is not None and self.cards(tag) is not None
+            return ok, "card" if ok else "unknown card"
+        status, valid = None, False
+        if self._cache_on():
+            status, valid = self.cache.lookup(tag)
+        if s.get("LocalPreAuthorize") and valid and status == "Accepted":
+            return True, "cache"
+        if self.session.online.is_set():
+            try:
+                self.requests += 1
+                res = await self.session.call("Authorize", {"idTag": tag}, timeout_ms=AUTHORIZE_TIMEOUT_MS)
+            except (NotConnected, CallTimeout, CallError) as e:
+                log.warn("Authorize: %s, offline rules apply" % (e,))
+            else:
+                info = res.get("idTagInfo") or {}
+                if self._cache_on():
+                    self.cache.update(tag, info)
+                st = info.get("status")
+                return st == "Accepted", st
+        ok = offline_decision(status, valid, s.get("LocalAuthorizeOffline"), s.get("AllowOfflineTxForUnknownId"))
+        return ok, "offline"
+
+    def learn(self, tag, info):
+        """An idTagInfo from a StartTransaction/StopTransaction answer."""
+        if self._cache_on():
+            self.cache.update(tag, info)
+
+    def clear_cache(self, _payload):
+        self.cache.clear()
+        return {"status": "Accepted"}
+
+
+MAX_CARDS = 10
+CARDS_FILE = "cards.json"
+
+
+def _check_cards(v):
+    if not isinstance(v, list) or len(v) > MAX_CARDS:
+        return "expected a list of at most %d cards" % MAX_CARDS
+    for e in v:
+        if not isinstance(e, dict):
+            return "each card must be an object"
+        n = e.get("name", "")
+        if not isinstance(n, str) or len(n) > 32:
+            return "name must be a string of at most 32 characters"
+        en = e.get("energy", 0)
+        if isinstance(en, bool) or not isinstance(en, (int, float)) or en < 0:
+            return "energy must be a number >= 0"
+        c = e.get("cardId", False)
+        if not (isinstance(c, bool) or (isinstance(c, str) and 0 < len(c) <= 20)):
+            return "cardId must be true/false or a card uid (1..20 characters)"
+    return None
+
+
+class Cards:
+    """go-e `cards`: names and energy over the API; the uids stay in cards.json on
+    flash and are never shown (`cardId` reads true once a card is taught).
+    Writing a uid string as cardId teaches a card, false forgets it, true keeps it."""
+
+    def __init__(self, store, settings):
+        self.store = store
+        obj, err = store.read_json(CARDS_FILE)
+        if err:
+            log.error(err)
+        if not isinstance(obj, dict):
+            obj = {}
+        self._meta = obj.get("c") if isinstance(obj.get("c"), list) else []
+        self._taught = [u is not None for u in self._uids(obj)]
+        self.setting = settings.define("cards", JSON, [], RW, check=_check_cards)
+        self.setting.value = self.public()
+        settings.watch("cards", self._changed)
+
+    @staticmethod
+    def _uids(obj):
+        u = obj.get("u") if isinstance(obj, dict) else None
+        return u if isinstance(u, list) else []
+
+    def public(self):
+        out = []
+        for i, m in enumerate(self._meta):
+            out.append({"name": m.get("name", ""), "energy": m.get("energy", 0),
+                        "cardId": i < len(self._taught) and self._taught[i]})
+        return out
+
+    def _changed(self, st):
+        obj, _ = self.store.read_json(CARDS_FILE)
+        old = self._uids(obj)
+        meta = []
+        uids = []
+        for i, e in enumerate(st.value):
+            c = e.get("cardId", False)
+            if isinstance(c, str):
+                uids.append(c)
+            elif c is True and i < len(old):
+                uids.append(old[i])
+            else:
+                uids.append(None)
+            meta.append({"name": e.get("name", ""), "energy": e.get("energy", 0)})
+        self._save(meta, uids)
+
+    def _save(self, meta, uids):
+        try:
+            self.store.write_json(CARDS_FILE, {"c": meta, "u": uids})
+        except OSError as e:
+            log.error("cards not saved: %s" % e)
+            return
+        self._meta = meta
+        self._taught = [u is not None for u in uids]
+        self.setting.value = self.public()
+
+    def index(self, tag):
+        """The index of the taught card with this uid, or None."""
+        if not tag or True not in self._taught:
+            return None
+        obj, _ = self.store.read_json(CARDS_FILE)
+        for i, u in enumerate(self._uids(obj)):
+            if u == tag:
+                return i
+        return None
+
+    def uid(self, i):
+        obj, _ = self.store.read_json(CARDS_FILE)
+        u = self._uids(obj)
+        return u[i] if 0 <= i < len(u) else None
+
+    def add_energy(self, i, wh):
+        """Energy of a finished session charged to card i (one flash write)."""
+        if not 0 <= i < len(self._meta) or wh <= 0:
+            return
+        obj, _ = self.store.read_json(CARDS_FILE)
+        meta = [dict(m) for m in self._meta]
+        meta[i]["energy"] = meta[i].get("energy", 0) + wh
+        self._save(meta, self._uids(obj))
+
+
+def setup(app):
+    define_keys(app.settings)
+    app.cards = cards = Cards(app.store, app.settings)
+    app.auth = a = Authorization(app.settings, app.session, AuthCache(app.store, app.clock), cards.index)
+    app.session.handlers["ClearCache"] = a.clear_cache
+    return a

@@ -1,0 +1,435 @@
+"""Transactions on connector 1: when they start and stop and why, the
+RemoteStart/RemoteStop/UnlockConnector handlers, the RFID reader, and the go-e
+keys acs, trx, ocppd, ocppti.
+
+A transaction starts when an authorization (card, remote start, `trx`, or
+free charging: `acs`=0 or `frc`=2 with the dummy idTag `ocppd`) meets a
+plugged EV; it stops with the OCPP reason that applies. Its messages go
+through the flash queue (app.tx_queue), so none is lost.
+
+Flash: `tx.json` holds the running transaction ({"on", "ref", "tag", "ms",
+"s", "c", "q"}), written once at start and deleted at stop. A transaction
+still "on" at boot was cut by a power loss: it is stopped with reason
+PowerLoss and the last persisted meter reading (if its StartTransaction never
+reached the queue, that is queued first). A soft reboot stops it with reason
+Reboot while the application shuts down (the task's cancellation).
+"""
+import asyncio
+
+from firmware import log
+from firmware.compat import sleep_ms, ticks_diff, ticks_ms
+from firmware.evse.codes import Cus, Err
+from firmware.settings import BOOL, INT, JSON, NULL, OCPP, PERSIST, R, RW, STR
+
+TX_FILE = "tx.json"
+STEP_MS = 100  # reader poll and rule checks
+FREE_TAG = "FREE"  # idTag of charging without a card while ocppd is ""
+UNLOCK_WAIT_MS = 6000
+_EMERGENCY = (Err.FI_AC, Err.FI_DC, Err.FI_UNKNOWN)
+
+
+class Tx:
+    __slots__ = ("ref", "id", "id_tag", "meter_start", "start_s", "card", "queued", "invalid")
+
+    def __init__(self, ref, id_tag, meter_start, start_s, card=None, queued=True):
+        self.ref = ref
+        self.id = None
+        self.id_tag = id_tag
+        self.meter_start = meter_start
+        self.start_s = start_s
+        self.card = card
+        self.queued = queued  # its OCPP messages go to the queue (OCPP enabled at start)
+        self.invalid = False  # the CSMS answered StartTransaction with a status other than Accepted
+
+
+def profile_limit(profile):
+    """(amps, phases) of a RemoteStartTransaction TxProfile, or None when unusable.
+
+    The first schedule period applies for the whole transaction; W converts
+    with 230 V per phase.
+    """
+    if profile.get("chargingProfilePurpose") != "TxProfile":
+        return None
+    sch = profile.get("chargingSchedule") or {}
+    periods = sch.get("chargingSchedulePeriod") or ()
+    if not periods:
+        return None
+    p = periods[0]
+    ph = p.get("numberPhases")
+    lim = p.get("limit")
+    if sch.get("chargingRateUnit") == "W":
+        lim = lim / (230 * (ph or 3))
+    return lim, ph
+
+
+class Transactions:
+    def __init__(self, app):
+        self.app = app
+        self.settings = app.settings
+        self.controller = app.controller
+        self.queue = app.tx_queue
+        self.auth = getattr(app, "auth", None)
+        self.cards = getattr(app, "cards", None)
+        self.current = None
+        self.last_ref = app.tx_queue.max_ref()  # refs stay unique across reboots
+        self._grant = None  # [idTag, card index, ticks]: authorized, waiting for the plug
+        self._authorizing = False
+        self._wait_unplug = False  # a session ended with the EV plugged: no automatic restart
+        self._recovered = False
+        self._start_ls = []
+        self._stop_ls = []
+        self.trx = None  # Setting of go-e trx
+        self.queue.on_answer(self._answered)
+
+    # -- interface ----------------------------------------------------------------
+    @property
+    def active(self):
+        return self.current is not None
+
+    def on_start(self, fn):
+        self._start_ls.append(fn)
+
+    def on_stop(self, fn):
+        self._stop_ls.append(fn)
+
+    async def stop(self, reason):
+        """Stop the running transaction; returns once its StopTransaction is on flash."""
+        self.stop_now(reason)
+
+    # -- authorization --------------------------------------------------------------
+    def _ocpp_on(self):
+        return bool(self.settings.get("ocppe"))
+
+    def _free_tag(self):
+        return self.settings.get("ocppd") or FREE_TAG
+
+    def grant(self, tag, card=None, limit=None):
+        """Authorized: the EV may charge once plugged (ConnectionTimeOut to plug in)."""
+        self._grant = [tag, card, ticks_ms()]
+        c = self.controller
+        if limit is not None:
+            c.set_limit("ocpp_tx", limit[0], limit[1])
+        c.authorize(True)
+        self._set_trx()
+        log.info("authorized " + tag)
+        if c.plugged and not c.fault:
+            self._start(tag, card)  # at once: no energy flows before StartTransaction
+
+    def _cancel_grant(self):
+        if self._grant is not None:
+            self._grant = None
+            self.controller.authorize(False)
+            self.controller.set_limit("ocpp_tx", None)
+            self._set_trx()
+
+    def _set_trx(self):
+        """go-e trx: None, 0 without a card, card index + 1."""
+        if self.trx is None:
+            return
+        tx = self.current
+        g = tx.card if tx is not None else (self._grant[1] if self._grant is not None else -2)
+        self.trx.value = None if g == -2 else (0 if g is None else g + 1)
+
+    async def authorize_tag(self, tag, limit=None):
+        """Authorize a presented idTag (card or remote start) and grant it."""
+        if self._authorizing:
+            return
+        self._authorizing = True
+        try:
+            ok, how = await self.auth.authorize(tag)
+        finally:
+            self._authorizing = False
+        if not ok:
+            log.warn("idTag %s not authorized (%s)" % (tag, how))
+            return
+        if self.current is None:
+            card = self.cards.index(tag) if self.cards else None
+            self.grant(tag, card, limit)
+
+    def _on_card(self, tag):
+        tx = self.current
+        if tx is not None:
+            if tag == tx.id_tag:
+                self.stop_now("Local", tag)
+            return
+        g = self._grant
+        if g is not None and g[0] == tag:
+            self._cancel_grant()  # the same card again before plugging in: cancel
+            return
+        asyncio.create_task(self.authorize_tag(tag))
+
+    # -- start and stop -----------------------------------------------------------------
+    def _start(self, tag, card):
+        app = self.app
+        self._grant = None
+        self.last_ref += 1
+        energy = app.energy
+        energy.flush()
+        now = app.clock.now()
+        tx = Tx(self.last_ref, tag, energy.total_wh, now, card, self._ocpp_on())
+        self._write(tx)
+        if tx.queued:
+            p = {"connectorId": 1, "idTag": tag, "meterStart": tx.meter_start}
+            if now is not None:
+                p["timestamp"] = app.clock.iso(now)
+            self.queue.push("StartTransaction", p, tx_ref=tx.ref)
+        self.current = tx
+        self.controller.authorize(True)
+        self._set_trx()
+        log.info("transaction %d started for %s at %d Wh" % (tx.ref, tag, tx.meter_start))
+        for fn in self._start_ls:
+            try:
+                fn(tx)
+            except Exception as e:  # noqa: BLE001
+                log.exception("on_start", e)
+
+    def _write(self, tx):
+        try:
+            self.app.store.write_json(TX_FILE, {"on": True, "ref": tx.ref, "tag": tx.id_tag, "ms": tx.meter_start,
+                                                "s": tx.start_s, "c": tx.card, "q": tx.queued})
+        except OSError as e:
+            log.error("tx.json not saved: %s" % e)
+
+    def stop_now(self, reason, tag=None):
+        """Stop the running transaction now (synchronous: the StopTransaction is on flash on return)."""
+        tx = self.current
+        if tx is None:
+            return
+        app = self.app
+        self.current = None
+        energy = app.energy
+        energy.flush()
+        stop_wh = energy.total_wh
+        if stop_wh < tx.meter_start:
+            stop_wh = tx.meter_start
+        if tx.queued:
+            p = {"meterStop": stop_wh, "reason": reason}
+            if tx.id is not None:
+                p["transactionId"] = tx.id
+            now = app.clock.now()
+            if now is not None:
+                p["timestamp"] = app.clock.iso(now)
+            if tag:
+                p["idTag"] = tag
+            m = getattr(app, "metering", None)
+            if m is not None:
+                try:
+                    data = m.stop_data(tx)
+                    if data:
+                        p["transactionData"] = data
+                except Exception as e:  # noqa: BLE001 - metering must not cost the StopTransaction
+                    log.exception("stop_data", e)
+            self.queue.push("StopTransaction", p, tx_ref=tx.ref)
+        app.store.delete(TX_FILE)
+        if tx.card is not None and self.cards is not None:
+            self.cards.add_energy(tx.card, stop_wh - tx.meter_start)
+        c = self.controller
+        c.authorize(False)
+        c.set_limit("ocpp_tx", None)
+        c.set_limit("invalid", None)
+        self._wait_unplug = c.plugged
+        self._set_trx()
+        log.info("transaction %d stopped (%s) at %d Wh" % (tx.ref, reason, stop_wh))
+        for fn in self._stop_ls:
+            try:
+                fn(tx)
+            except Exception as e:  # noqa: BLE001
+                log.exception("on_stop", e)
+
+    def recover(self):
+        """At boot: close a transaction a power loss cut (once)."""
+        if self._recovered:
+            return
+        self._recovered = True
+        q = self.queue
+        obj, err = self.app.store.read_json(TX_FILE)
+        if err:
+            log.error(err)
+        if not isinstance(obj, dict) or not obj.get("on"):
+            return
+        ref = obj.get("ref")
+        if not isinstance(ref, int):
+            return
+        if ref > self.last_ref:
+            self.last_ref = ref
+        tx = Tx(ref, obj.get("tag") or FREE_TAG, obj.get("ms") or 0, obj.get("s"), obj.get("c"), bool(obj.get("q")))
+        if tx.queued:
+            if q.has_stop(ref):
+                self.app.store.delete(TX_FILE)  # stopped just before the cut
+                return
+            if not q.knows(ref):
+                # Cut between tx.json and the StartTransaction: queue it now.
+                p = {"connectorId": 1, "idTag": tx.id_tag, "meterStart": tx.meter_start}
+                if tx.start_s is not None:
+                    p["timestamp"] = self.app.clock.iso(tx.start_s)
+                q.push("StartTransaction", p, tx_ref=ref)
+            tx.id = q.id_for(ref)
+        self.current = tx
+        self.stop_now("PowerLoss")
+
+    def _answered(self, action, ref, payload, res):
+        if action == "StartTransaction":
+            info = res.get("idTagInfo") or {}
+            if self.auth is not None:
+                self.auth.learn(payload.get("idTag"), info)
+            tx = self.current
+            if tx is not None and tx.ref == ref:
+                tx.id = res.get("transactionId")
+                if info.get("status") != "Accepted":
+                    tx.invalid = True
+                    log.warn("StartTransaction: idTag %s" % info.get("status"))
+        elif action == "StopTransaction" and payload.get("idTag") and res.get("idTagInfo"):
+            if self.auth is not None:
+                self.auth.learn(payload["idTag"], res["idTagInfo"])
+
+    # -- the rules, every STEP_MS ------------------------------------------------------------
+    def step(self, now):
+        c = self.controller
+        s = self.settings
+        take = getattr(self.app.board, "take_rfid", None)
+        if take is not None:
+            tag = take()
+            if tag:
+                self._on_card(tag)
+        plugged = c.plugged
+        if not plugged:
+            self._wait_unplug = False
+        tx = self.current
+        if tx is not None:
+            f = c.fault_latched
+            if f in _EMERGENCY:
+                self.stop_now("EmergencyStop")
+            elif f == Err.CONTACTOR_STUCK:
+                self.stop_now("Other")
+            elif not plugged:
+                if s.get("StopTransactionOnEVSideDisconnect"):
+                    self.stop_now("EVDisconnected")
+                    if s.get("UnlockConnectorOnEVSideDisconnect") and c.lock_fitted:
+                        c.unlock()
+            elif tx.invalid:
+                if self.app.energy.total_wh - tx.meter_start >= s.get("MaxEnergyOnInvalidId"):
+                    if s.get("StopTransactionOnInvalidId"):
+                        self.stop_now("DeAuthorized")
+                    elif c.limit("invalid") is None:
+                        c.set_limit("invalid", 0)  # energy stops; the transaction goes on
+            return
+        g = self._grant
+        if g is not None:
+            if plugged and not c.fault:
+                self._start(g[0], g[1])
+            elif not plugged and ticks_diff(now, g[2]) > s.get("ConnectionTimeOut") * 1000:
+                log.info("ConnectionTimeOut: authorization of %s cancelled" % g[0])
+                self._cancel_grant()
+            return
+        if (plugged and not self._wait_unplug and not self._authorizing and c.enabled and not c.fault
+                and (s.get("acs") == 0 or c.force == 2)):
+            self._start(self._free_tag(), None)
+
+    async def run(self):
+        try:
+            self.recover()
+            while True:
+                try:
+                    self.step(ticks_ms())
+                except Exception as e:  # noqa: BLE001 - keep the rules running
+                    log.exception("transactions", e)
+                await sleep_ms(STEP_MS)
+        except asyncio.CancelledError:
+            # The application is shutting down for a reboot.
+            if self.app.reboot is not None and self.current is not None:
+                self.stop_now("Reboot")
+            raise
+
+    # -- OCPP handlers --------------------------------------------------------------------
+    def remote_start(self, p):
+        c = self.controller
+        cid = p.get("connectorId")
+        if (cid is not None and cid != 1) or self.current is not None or not c.enabled or c.fault:
+            return {"status": "Rejected"}
+        limit = None
+        prof = p.get("chargingProfile")
+        if prof is not None:
+            limit = profile_limit(prof)
+            if limit is None:
+                return {"status": "Rejected"}
+        tag = p["idTag"]
+        if self.settings.get("AuthorizeRemoteTxRequests"):
+            return {"status": "Accepted"}, lambda: self.authorize_tag(tag, limit)
+        self.grant(tag, self.cards.index(tag) if self.cards else None, limit)
+        return {"status": "Accepted"}
+
+    def remote_stop(self, p):
+        tx = self.current
+        if tx is None or tx.id is None or p["transactionId"] != tx.id:
+            return {"status": "Rejected"}
+        return {"status": "Accepted"}, lambda: self.stop_now("Remote")
+
+    async def unlock_connector(self, p):
+        c = self.controller
+        if p["connectorId"] != 1 or not c.lock_fitted:
+            return {"status": "NotSupported"}
+        self.stop_now("UnlockCommand")
+        self._cancel_grant()
+        if c.unlock() is not None:
+            return {"status": "UnlockFailed"}
+        t0 = ticks_ms()
+        while ticks_diff(ticks_ms(), t0) < UNLOCK_WAIT_MS:
+            st = c.lock_status
+            if st == Cus.UNLOCKED:
+                return {"status": "Unlocked"}
+            if st == Cus.UNLOCK_FAILED:
+                break
+            await sleep_ms(50)
+        return {"status": "UnlockFailed"}
+
+    # -- go-e trx ----------------------------------------------------------------------------
+    def _trx_written(self, st):
+        if st.value is None:
+            if self.current is not None:
+                self.stop_now("Local")
+            self._cancel_grant()
+        elif self.current is None and self._grant is None:
+            v = st.value
+            tag = self._free_tag()
+            card = None
+            if v > 0 and self.cards is not None:
+                card = v - 1
+                tag = self.cards.uid(card) or tag
+            self.grant(tag, card)
+        self._set_trx()
+
+    def _check_trx(self, v):
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 10:
+            return "expected null or 0..10"
+        if v > 0 and (self.cards is None or self.cards.uid(v - 1) is None):
+            return "card %d is not taught" % v
+        return None
+
+
+def define_keys(settings, t):
+    d = settings.define
+    d("AuthorizeRemoteTxRequests", BOOL, True, RW | PERSIST | OCPP)
+    d("ConnectionTimeOut", INT, 60, RW | PERSIST | OCPP, 0, 3600)
+    d("MaxEnergyOnInvalidId", INT, 0, RW | PERSIST | OCPP, 0, 1000000)
+    d("StopTransactionOnEVSideDisconnect", BOOL, True, RW | PERSIST | OCPP)
+    d("StopTransactionOnInvalidId", BOOL, True, RW | PERSIST | OCPP)
+    d("UnlockConnectorOnEVSideDisconnect", BOOL, True, RW | PERSIST | OCPP)
+    d("acs", INT, 0, RW | PERSIST, 0, 1)
+    d("ocppd", STR, "", RW | PERSIST, 0, 20)
+    t.trx = d("trx", JSON, None, RW | NULL, check=t._check_trx)
+    settings.watch("trx", t._trx_written)
+    settings.status("ocppti", lambda: t.current.id if t.current is not None else None)
+
+
+def setup(app):
+    t = Transactions(app)
+    define_keys(app.settings, t)
+    app.transactions = t
+    h = app.session.handlers
+    h["RemoteStartTransaction"] = t.remote_start
+    h["RemoteStopTransaction"] = t.remote_stop
+    h["UnlockConnector"] = t.unlock_connector
+    app.tasks.append(t.run)
+    return t
