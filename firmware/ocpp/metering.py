@@ -1,0 +1,394 @@
+"""OCPP MeterValues: sampled values during a transaction, clock-aligned values,
+and the transactionData of StopTransaction. Owns the keys MeterValueSampleInterval
+(`ocppi`), ClockAlignedDataInterval (`ocppai`), MeterValuesSampledData,
+MeterValuesAlignedData, StopTxnSampledData, StopTxnAlignedData (each with its
+read-only MaxLength key) and go-e `ocppcm`.
+
+- Sampled (Sample.Periodic): every MeterValueSampleInterval s from the start of
+  a transaction, MeterValuesSampledData, through the transaction queue (they are
+  transaction data: persisted, resent, transactionId filled in by the queue).
+  ocppcm 0: while a transaction runs; 1: only while the connector is Charging.
+- Clock-aligned (Sample.Clock): at midnight UTC plus every multiple of
+  ClockAlignedDataInterval, MeterValuesAlignedData. During a transaction they
+  go through the queue with its transactionId; outside one they are sent on
+  connector 1 (the one meter measures that outlet) directly, and dropped while
+  offline: only transaction-related values must survive.
+- transactionData: StopTxnSampledData at Transaction.Begin, at each sample
+  interval and at Transaction.End, StopTxnAlignedData at each aligned instant.
+  Bounded: Transaction.Begin, the last KEEP samples (periodic and clock), and
+  Transaction.End; kept as compact JSON text and on flash, so a reboot during a
+  transaction keeps them.
+- Nothing is timestamped before the clock is set: such samples are skipped.
+
+Measurands (values are strings): Energy.Active.Import.Register (the persistent
+total, Wh), Power.Active.Import (total, W), Current.Import (A, L1..Ln) and
+Voltage (V, L1-N..Ln-N) over the active phases, Current.Offered (A),
+Power.Offered (W), Frequency (no unit: 1.6 has none for Hz), Temperature
+(Celsius, location Body). Meter values are left out while the meter fails, and
+Frequency / Temperature when there is no reading. Not provided: export and
+reactive registers, interval energy, Power.Factor, SoC, RPM.
+"""
+import asyncio
+import json
+
+from firmware import log
+from firmware.clock import format_iso
+from firmware.compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms
+from firmware.ocpp.rpc import CallError, CallTimeout, NotConnected
+from firmware.settings import CSL, INT, OCPP, PERSIST, R, RW
+
+ENERGY = "Energy.Active.Import.Register"
+POWER = "Power.Active.Import"
+CURRENT = "Current.Import"
+VOLTAGE = "Voltage"
+CURRENT_OFFERED = "Current.Offered"
+POWER_OFFERED = "Power.Offered"
+FREQUENCY = "Frequency"
+TEMPERATURE = "Temperature"
+MEASURANDS = (ENERGY, POWER, CURRENT, VOLTAGE, CURRENT_OFFERED, POWER_OFFERED, FREQUENCY, TEMPERATURE)
+
+PERIODIC = "Sample.Periodic"
+CLOCK = "Sample.Clock"
+BEGIN = "Transaction.Begin"
+END = "Transaction.End"
+
+KEEP = const(6)  # samples kept between Transaction.Begin and Transaction.End
+CONNECTOR = const(1)
+_FILE = "stop_data.json"
+_MAX_WAIT_MS = const(1000)  # re-check at least this often: the clock or the connector may change
+_NEAR_MS = const(100)  # poll step in the last second before an aligned instant
+_NOMINAL_V = 230.0  # for Power.Offered while the meter has no voltage
+_DAY = 86400
+_PHASES = ("L1", "L2", "L3")
+_PHASES_N = ("L1-N", "L2-N", "L3-N")
+_CHARGING = "Charging"
+
+
+def next_aligned(t, interval):
+    """The first clock-aligned instant after epoch second t: midnight UTC plus a
+    multiple of interval, the day's last interval ending at the next midnight."""
+    midnight = t - t % _DAY
+    n = midnight + ((t - midnight) // interval + 1) * interval
+    return n if n < midnight + _DAY else midnight + _DAY
+
+
+def _sv(out, value, context, measurand, unit, phase=None, location="Outlet"):
+    v = {"value": value, "context": context, "measurand": measurand, "location": location}
+    if phase is not None:
+        v["phase"] = phase
+    if unit is not None:
+        v["unit"] = unit
+    out.append(v)
+
+
+class Metering:
+    def __init__(self, app, ticks=ticks_ms):
+        self.app = app
+        self.settings = app.settings
+        self.clock = app.clock
+        self._ticks = ticks
+        self._store = getattr(app, "store", None)
+        self._wake = asyncio.Event()
+        self._hooked = None  # the transactions object whose listeners are registered
+        self._ref = None  # local reference of the transaction the kept samples belong to
+        self._begin = None  # Transaction.Begin MeterValue (JSON text) or None
+        self._kept = []  # later samples (JSON text), at most KEEP
+        self._sampling = None  # ref of the transaction the sample timer runs for
+        self._next_ms = None  # ticks of the next periodic sample; None: start anew
+        self._next_al = None  # epoch s of the next aligned instant; None: compute anew
+        self._inflight = False
+        self.sent = 0  # MeterValues handed to the queue or the session
+        self.dropped = 0  # clock-aligned values dropped while offline
+        self._load()
+
+    # -- samples ------------------------------------------------------------------
+    def sample(self, context, measurands_csv, t=None):
+        """One OCPP MeterValue {"timestamp", "sampledValue"} of the listed measurands.
+
+        t: epoch seconds of the timestamp (default now). None while the clock is
+        not set, or when none of the measurands can be read.
+        """
+        if t is None:
+            t = self.clock.now()
+        if t is None or not measurands_csv:
+            return None
+        app = self.app
+        ctl = app.controller
+        m = ctl.meter
+        ok = m is not None and m.ok
+        ph = ctl.phases_active
+        if ph > 3:
+            ph = 3
+        out = []
+        for name in measurands_csv.split(","):
+            if name == ENERGY:
+                _sv(out, "%d" % app.energy.total_wh, context, name, "Wh")
+            elif name == POWER:
+                if ok:
+                    _sv(out, "%.0f" % m.power_w, context, name, "W")
+            elif name == CURRENT:
+                if ok:
+                    for i in range(ph):
+                        _sv(out, "%.1f" % m.current[i], context, name, "A", _PHASES[i])
+            elif name == VOLTAGE:
+                if ok:
+                    for i in range(ph):
+                        _sv(out, "%.1f" % m.voltage[i], context, name, "V", _PHASES_N[i])
+            elif name == CURRENT_OFFERED:
+                _sv(out, "%.1f" % ctl.offered_amps, context, name, "A")
+            elif name == POWER_OFFERED:
+                amps = ctl.offered_amps
+                p = 0.0
+                for i in range(ph):
+                    v = m.voltage[i] if ok and m.voltage[i] > 0 else _NOMINAL_V
+                    p += v * amps
+                _sv(out, "%.0f" % p, context, name, "W")
+            elif name == FREQUENCY:
+                if ok and m.frequency is not None:
+                    _sv(out, "%.2f" % m.frequency, context, name, None)
+            elif name == TEMPERATURE:
+                c = ctl.temperature_c
+                if c is not None:
+                    _sv(out, "%.1f" % c, context, name, "Celsius", None, "Body")
+        if not out:
+            return None
+        return {"timestamp": format_iso(t), "sampledValue": out}
+
+    # -- transactionData --------------------------------------------------------------
+    def stop_data(self, tx):
+        """transactionData for the StopTransaction of tx: Transaction.Begin, the last
+        KEEP periodic / clock samples, and Transaction.End (taken now).
+
+        Call once per transaction: the kept samples are handed over and forgotten.
+        """
+        out = []
+        if tx is not None and tx.ref == self._ref:
+            if self._begin is not None:
+                out.append(json.loads(self._begin))
+            for s in self._kept:
+                out.append(json.loads(s))
+        end = self.sample(END, self.settings.get("StopTxnSampledData"))
+        if end is not None:
+            out.append(end)
+        self._reset(None)
+        return out
+
+    def _reset(self, ref):
+        had = self._begin is not None or self._kept
+        self._ref = ref
+        self._begin = None
+        self._kept = []
+        if had and self._store is not None:
+            self._store.delete(_FILE)
+
+    def _keep(self, context, key, t=None, begin=False):
+        mv = self.sample(context, self.settings.get(key), t)
+        if mv is None:
+            return
+        text = json.dumps(mv, separators=(",", ":"))
+        if begin:
+            self._begin = text
+        else:
+            if len(self._kept) >= KEEP:
+                self._kept.pop(0)
+            self._kept.append(text)
+        self._save()
+
+    def _save(self):
+        if self._store is None:
+            return
+        text = '{"ref":%d,"begin":%s,"kept":[%s]}' % (self._ref, self._begin or "null", ",".join(self._kept))
+        try:
+            self._store.write_text(_FILE, text)
+        except OSError as e:
+            log.error("stop data not saved: %s" % e)
+
+    def _load(self):
+        if self._store is None:
+            return
+        obj, err = self._store.read_json(_FILE)
+        if err:
+            log.error(err)
+        if not isinstance(obj, dict) or not isinstance(obj.get("ref"), int):
+            return
+        kept = obj.get("kept")
+        if not isinstance(kept, list):
+            kept = []
+        self._ref = obj["ref"]
+        b = obj.get("begin")
+        self._begin = json.dumps(b, separators=(",", ":")) if isinstance(b, dict) else None
+        self._kept = [json.dumps(k, separators=(",", ":")) for k in kept[-KEEP:] if isinstance(k, dict)]
+
+    # -- transactions -----------------------------------------------------------------
+    def hook(self):
+        """Register with the transactions module once it exists (it may be set up after this one)."""
+        tr = getattr(self.app, "transactions", None)
+        if tr is None or tr is self._hooked:
+            return
+        self._hooked = tr
+        if hasattr(tr, "on_start"):
+            tr.on_start(self._on_start)
+        if hasattr(tr, "on_stop"):
+            tr.on_stop(self._on_stop)
+
+    def _on_start(self, tx):
+        self._reset(tx.ref)
+        self._keep(BEGIN, "StopTxnSampledData", begin=True)
+        self._sampling = tx.ref
+        iv = self.settings.get("MeterValueSampleInterval")
+        # The interval counts from the start of the transaction.
+        self._next_ms = ticks_add(self._ticks(), iv * 1000) if iv > 0 else None
+        self._wake.set()
+
+    def _on_stop(self, _tx):
+        self._sampling = None
+        self._wake.set()
+
+    def _transaction(self):
+        tr = getattr(self.app, "transactions", None)
+        if tr is None or not tr.active:
+            return None
+        return tr.current
+
+    # -- schedule ---------------------------------------------------------------------
+    def restart_timers(self, _setting=None):
+        """An interval changed: it applies now, not after the old interval ran out."""
+        self._next_ms = None
+        self._next_al = None
+        self._wake.set()
+
+    def step(self):
+        """Send / keep whatever is due now; returns ms until the next check."""
+        now = self._ticks()
+        s = self.settings
+        wait = _MAX_WAIT_MS
+        tx = self._transaction()
+        if tx is None:
+            self._sampling = None
+        elif tx.ref != self._sampling:
+            # A transaction this module did not see start (recovered after a reboot).
+            if tx.ref != self._ref:
+                self._reset(tx.ref)
+            self._sampling = tx.ref
+            self._next_ms = None
+
+        iv = s.get("MeterValueSampleInterval")
+        if tx is not None and iv > 0:
+            if self._next_ms is None:
+                self._next_ms = ticks_add(now, iv * 1000)
+            d = ticks_diff(self._next_ms, now)
+            if d <= 0:
+                self._periodic(tx)
+                self._next_ms = ticks_add(self._next_ms, iv * 1000)
+                d = ticks_diff(self._next_ms, now)
+                if d <= 0:  # fell behind by a whole interval: start a fresh schedule
+                    self._next_ms = ticks_add(now, iv * 1000)
+                    d = iv * 1000
+            if d < wait:
+                wait = d
+
+        civ = s.get("ClockAlignedDataInterval")
+        t = self.clock.now()
+        if civ > 0 and t is not None:
+            n = self._next_al
+            if n is None or t < n - civ:  # first time, or the clock went back
+                n = next_aligned(t, civ)
+            elif t >= n:
+                if t - n < civ:  # not when the clock jumped past whole intervals
+                    self._aligned(tx, n)
+                n = next_aligned(t, civ)
+            self._next_al = n
+            # t is whole seconds: within the last second before n, poll finely.
+            d = (n - t - 1) * 1000 if n - t > 1 else _NEAR_MS
+            if d < wait:
+                wait = d
+        return wait
+
+    def _periodic(self, tx):
+        s = self.settings
+        mode = s.get("ocppcm")
+        if mode == 0 or self.app.controller.ocpp_status == _CHARGING:
+            mv = self.sample(PERIODIC, s.get("MeterValuesSampledData"))
+            if mv is not None:
+                self._send_tx(tx, mv)
+        self._keep(PERIODIC, "StopTxnSampledData")
+
+    def _aligned(self, tx, t):
+        mv = self.sample(CLOCK, self.settings.get("MeterValuesAlignedData"), t)
+        if tx is not None:
+            if mv is not None:
+                self._send_tx(tx, mv)
+            self._keep(CLOCK, "StopTxnAlignedData", t)
+        elif mv is not None:
+            self._send_direct({"connectorId": CONNECTOR, "meterValue": [mv]})
+
+    # -- sending ----------------------------------------------------------------------
+    def _send_tx(self, tx, mv):
+        q = getattr(self.app, "tx_queue", None)
+        payload = {"connectorId": CONNECTOR, "transactionId": tx.id if tx.id is not None else 0,
+                   "meterValue": [mv]}
+        if q is not None:
+            q.push("MeterValues", payload, tx_ref=tx.ref)
+            self.sent += 1
+        elif tx.id is not None:
+            self._send_direct(payload)  # no queue in this build: best effort
+        else:
+            self.dropped += 1
+
+    def _send_direct(self, payload):
+        session = self.app.session
+        if self._inflight or not session.online.is_set():
+            self.dropped += 1
+            return
+        self._inflight = True
+        self.sent += 1
+        asyncio.create_task(self._call(payload))
+
+    async def _call(self, payload):
+        try:
+            await self.app.session.call("MeterValues", payload)
+        except (NotConnected, CallTimeout, CallError) as e:
+            log.warn("MeterValues not sent: %s" % (e,))
+        finally:
+            self._inflight = False
+
+    async def run(self):
+        while True:
+            self._wake.clear()  # before step(): a change during it wakes the next wait
+            try:
+                self.hook()
+                wait = self.step()
+            except Exception as e:  # never let the task die; try again shortly
+                log.exception("metering", e)
+                wait = _MAX_WAIT_MS
+            if wait <= 0:
+                await sleep_ms(0)
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), wait / 1000)
+            except asyncio.TimeoutError:
+                pass
+
+
+def define_keys(s):
+    n = len(MEASURANDS)
+    rw = RW | PERSIST | OCPP
+    s.define("MeterValueSampleInterval", INT, 60, rw, 0, 86400, alias="ocppi")
+    s.define("ClockAlignedDataInterval", INT, 0, rw, 0, 86400, alias="ocppai")
+    # MaxLength first: validating a restored list reads it.
+    for key, default in (("MeterValuesSampledData", ENERGY), ("MeterValuesAlignedData", ENERGY),
+                         ("StopTxnSampledData", ""), ("StopTxnAlignedData", "")):
+        s.define(key + "MaxLength", INT, n, R | OCPP)
+        s.define(key, CSL, default, rw, MEASURANDS, key + "MaxLength")
+    s.define("ocppcm", INT, 0, RW | PERSIST, 0, 1)
+
+
+def setup(app):
+    s = app.settings
+    define_keys(s)
+    m = Metering(app)
+    s.watch("MeterValueSampleInterval", m.restart_timers)
+    s.watch("ClockAlignedDataInterval", m.restart_timers)
+    app.metering = m
+    app.tasks.append(m.run)
+    return m
