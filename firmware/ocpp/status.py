@@ -1,0 +1,176 @@
+"""StatusNotification for connector 0 (the charge point) and connector 1, the
+MinimumStatusDuration key and go-e `ocppcs`.
+
+Connector 1 reports the charge controller's status, error code and vendor
+error code (availability reaches it through controller.enable). Connector 0 is
+Unavailable when the charge point was made Inoperative, Faulted on faults of
+the charger itself (internal error, overtemperature), else Available.
+
+A status is reported once it has held MinimumStatusDuration seconds; Faulted at
+once, and so is the first report of each connector after coming online (the
+central system knows nothing of it yet). StatusNotifications are not transaction messages: nothing is queued while
+offline, the message is built when it is sent, so only the latest status per
+connector goes out, and every time the charger comes online each connector's
+current status is sent again. The timestamp is when that status began (or now,
+when the clock was not set then); it is left out while the clock is unset.
+"""
+import asyncio
+
+from firmware import log
+from firmware.clock import format_iso
+from firmware.compat import ticks_diff, ticks_ms
+from firmware.evse import codes
+from firmware.evse.codes import Err
+from firmware.ocpp.rpc import CallError, CallTimeout, NotConnected
+from firmware.settings import INT, OCPP, PERSIST, RW
+
+# go-e ocppcs: the index of the status in this tuple.
+STATUSES = ("Available", "Preparing", "Charging", "SuspendedEVSE", "SuspendedEV", "Finishing", "Reserved",
+            "Unavailable", "Faulted")
+_POLL_MS = 1000  # error codes (a failed meter) can change without a controller event
+_RETRY_MS = 5000  # after a StatusNotification got no answer
+
+
+def charger_fault(c):
+    """A fault of the charge point itself rather than of its connector."""
+    f = c.fault
+    return f == Err.OVERTEMP or (f == Err.UNKNOWN and c.vendor_error_code == "Internal")
+
+
+class StatusReporter:
+    def __init__(self, app, ticks=ticks_ms):
+        self.app = app
+        self.controller = app.controller
+        self.settings = app.settings
+        self.clock = app.clock
+        self.session = app.session
+        self._ticks = ticks
+        self._wake = asyncio.Event()
+        # Per connector: [status, errorCode, vendorErrorCode, since ticks_ms, since epoch s or None]
+        self._cur = [None, None]
+        self._sent = [None, None]  # (status, errorCode, vendorErrorCode) last reported
+        self.sent_count = 0
+
+    # ---- inputs ----
+
+    def wake(self, *_args):
+        self._wake.set()
+
+    def _on_event(self, event, _data):
+        if event == "status" or event == "fault" or event == "fault_cleared":
+            self._wake.set()
+
+    def _on_online(self):
+        self._sent = [None, None]
+        self._wake.set()
+
+    # ---- the status machine ----
+
+    def state(self, n):
+        """(status, errorCode, vendorErrorCode) of connector n now."""
+        c = self.controller
+        if n == 0:
+            if charger_fault(c):
+                return codes.FAULTED, c.ocpp_error_code, c.vendor_error_code
+            core = getattr(self.app, "core", None)
+            if core is not None and not core.operative(0):
+                return codes.UNAVAILABLE, codes.NO_ERROR, None
+            return codes.AVAILABLE, codes.NO_ERROR, None
+        return c.ocpp_status, c.ocpp_error_code, c.vendor_error_code
+
+    def observe(self, now):
+        """Note the current status of each connector and since when it holds."""
+        for n in (0, 1):
+            st, ec, vec = self.state(n)
+            cur = self._cur[n]
+            if cur is None or cur[0] != st or cur[1] != ec or cur[2] != vec:
+                self._cur[n] = [st, ec, vec, now, self.clock.now()]
+
+    def due(self, now):
+        """(connector, 0) when one has a status to report now, else (None, ms until one
+        may be due, or None)."""
+        hold = self.settings.get("MinimumStatusDuration") * 1000
+        wait = None
+        for n in (0, 1):
+            cur = self._cur[n]
+            if cur is None:
+                continue
+            sent = self._sent[n]
+            if sent is not None and sent[0] == cur[0] and sent[1] == cur[1] and sent[2] == cur[2]:
+                continue
+            # The first report after coming online goes at once: the CSMS knows nothing yet.
+            left = 0 if sent is None or cur[0] == codes.FAULTED else hold - ticks_diff(now, cur[3])
+            if left <= 0:
+                return n, 0
+            if wait is None or left < wait:
+                wait = left
+        return None, wait
+
+    def payload(self, n):
+        cur = self._cur[n]
+        p = {"connectorId": n, "errorCode": cur[1], "status": cur[0]}
+        if cur[0] == codes.FAULTED:
+            p["info"] = "err %d" % self.controller.err  # the go-e error number
+        if cur[2]:
+            p["vendorErrorCode"] = cur[2][:50]
+        t = cur[4] if cur[4] is not None else self.clock.now()
+        if t is not None:
+            p["timestamp"] = format_iso(t)
+        return p
+
+    def ocppcs(self):
+        return STATUSES.index(self.controller.ocpp_status)
+
+    # ---- the task ----
+
+    async def _pause(self, ms):
+        try:
+            await asyncio.wait_for(self._wake.wait(), ms / 1000)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _send(self, n):
+        cur = self._cur[n]
+        key = (cur[0], cur[1], cur[2])
+        try:
+            await self.session.call("StatusNotification", self.payload(n))
+        except CallError as e:
+            # Answered, if with an error: sending it again would get the same answer.
+            log.error("StatusNotification: %s" % (e,))
+        except (CallTimeout, NotConnected) as e:
+            log.error("StatusNotification: %s" % (e,))
+            await self._pause(_RETRY_MS)
+            return
+        self._sent[n] = key
+        self.sent_count += 1
+
+    async def run(self):
+        while True:
+            self._wake.clear()
+            now = self._ticks()
+            self.observe(now)
+            wait = _POLL_MS
+            if self.session.online.is_set():
+                n, left = self.due(now)
+                if n is not None:
+                    await self._send(n)
+                    continue
+                if left is not None and left < wait:
+                    wait = left
+            await self._pause(wait)
+
+
+def setup(app):
+    s = app.settings
+    s.define("MinimumStatusDuration", INT, 0, RW | PERSIST | OCPP, 0, 3600)
+    r = StatusReporter(app)
+    s.status("ocppcs", r.ocppcs)
+    s.watch("MinimumStatusDuration", r.wake)
+    app.controller.add_listener(r._on_event)
+    app.session.on_online(r._on_online)
+    core = getattr(app, "core", None)
+    if core is not None:
+        core.on_availability(r.wake)
+    app.status_reporter = r
+    app.tasks.append(r.run)
+    return r
