@@ -7,14 +7,24 @@ BOARD ?= esp32_devkitc
 PORT ?= /dev/ttyUSB0
 JOBS ?= 2
 
-.PHONY: setup test test-fast sim bench image flash deploy repl monitor schemas clean
+.PHONY: setup browser test test-fast sim bench image flash deploy repl monitor schemas clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q -e '.[dev]'
+	$(MAKE) browser
 	touch $(STAMP)
+
+# Headless chromium for the status page test (Debian packages). Never fatal: the
+# browser test skips with a clear message when they could not be installed.
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || \
+	  { SUDO=; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	  echo "chromium not installed: the browser test will be skipped"
 
 # The whole suite: CPython units, MicroPython runtime checks and end-to-end scenarios on both runtimes.
 test: $(STAMP)
