@@ -44,6 +44,16 @@ class App:
         # Feature modules: each defines its keys, registers its OCPP handlers and
         # adds its tasks through setup(app).
         # (features)
+        from firmware.ocpp import auth, transactions, tx_queue
+        tx_queue.setup(self)  # transaction message queue on flash, TransactionMessage* keys
+        auth.setup(self)  # Authorize, cache, ClearCache, offline rules, go-e cards
+        transactions.setup(self)  # Start/Stop/RemoteStart/RemoteStop/UnlockConnector, acs/trx/ocppd/ocppti
+        from firmware.ocpp import core as ocpp_core, status as ocpp_status
+        ocpp_core.setup(self)  # ChangeAvailability, Get/ChangeConfiguration, DataTransfer, Reset, Core keys
+        ocpp_status.setup(self)  # StatusNotification, MinimumStatusDuration, ocppcs
+        from firmware.ocpp import metering
+        metering.setup(self)  # MeterValues: sampled, clock-aligned, StopTransaction data
+        charger_keys.setup(self)  # board keys, ocppf, status page, dwo/tcl task
         for key, value in overrides:
             err = s.set(key, value)
             if err:
@@ -89,10 +99,15 @@ class App:
         self.controller.tick(ticks_ms())
         self.energy.flush()
         self.api.shutdown()
-        for t in tasks:
-            t.cancel()
+        # A clean close lets the last answers (e.g. Reset Accepted) leave the
+        # send buffer; an abort would drop them.
         ws = self.session.ws
         if ws is not None:
-            ws.abort()
+            try:
+                await asyncio.wait_for(ws.close(1001, "reboot"), 3)
+            except Exception:  # the reboot goes on whatever the peer does
+                ws.abort()
+        for t in tasks:
+            t.cancel()
         await sleep_ms(50)
         return self.reboot

@@ -6,6 +6,7 @@ Commands:
   devsim       the development CSMS plus one simulated charger connected to it (make sim)
   gen-schemas  regenerate the firmware's OCPP validation tables from the official schemas
   bench        run the benchmarks (make bench)
+  image        build the device bundle and filesystem image (make image)
 """
 import importlib
 import sys
@@ -16,6 +17,7 @@ COMMANDS = {
     "devsim": "host_tools.devsim",
     "gen-schemas": "host_tools.gen_schemas",
     "bench": "host_tools.bench",
+    "image": "host_tools.image",
 }
 
 

@@ -8,6 +8,9 @@ import json
 import sys
 
 
+ARGS_ENV = "OPENWALLBOX_SIM_ARGS"
+
+
 def parse_args(argv):
     opts = {"state": "sim-state", "url": None, "http": "127.0.0.1:8080", "set": []}
     i = 0
@@ -40,7 +43,15 @@ def overrides(opts):
 
 
 def main(argv=None):
-    opts = parse_args(sys.argv[1:] if argv is None else argv)
+    if argv is None:
+        argv = sys.argv[1:]
+        # The simulator runner passes the arguments here: the MicroPython unix
+        # port aborts on a command-line argument of 256 characters or more.
+        import os
+        extra = os.getenv(ARGS_ENV)
+        if extra:
+            argv = argv + json.loads(extra)
+    opts = parse_args(argv)
     import gc
 
     from boards.host.board import HostBoard
@@ -64,6 +75,7 @@ def main(argv=None):
         sets = ()
         gc.collect()
         app.api.heap_baseline = mem_alloc()
+        app.api.store = app.store  # flash writes in /sim/status (benchmarks)
         reason = asyncio.run(app.main(host, int(port), ready))
         print("REBOOT %s" % reason)
 

@@ -1,0 +1,163 @@
+"""python -m host_tools image --board BOARD: the device bundle and filesystem image.
+
+Compiles firmware/, boards/<board>/ and the microdot modules the firmware
+imports (from the pinned microdot package in the venv) with mpy-cross into
+build/<board>/bundle/, keeping the package layout; adds the board's device entry
+(boards/<board>/main.py, copied as main.py source because MicroPython only runs
+a main.py at boot); reports the bundle size; and builds a LittleFS2 image of the
+bundle (build/<board>/fs.img) sized for the vfs partition of MicroPython's
+standard ESP32 4 MB partition table, for `make flash`.
+
+`--board host` builds the simulation board's bundle (no fs image): the
+simulator runs it with `python -m host_tools sim --bundle build/host/bundle`.
+"""
+import argparse
+import ast
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from host_tools.runtime import MPY_CROSS, ROOT
+
+# MicroPython's ESP32 partitions-4MiB.csv: vfs at 0x200000, 0x200000 long,
+# mounted as LittleFS2 with 4 KB erase blocks.
+VFS_OFFSET = 0x200000
+VFS_SIZE = 0x200000
+BLOCK_SIZE = 4096
+BUNDLE_BUDGET = 150 * 1024
+
+
+def _board_dir(board):
+    d = ROOT / "boards" / board
+    if not (d / "__init__.py").exists():
+        raise SystemExit("no board %r under boards/" % board)
+    return d
+
+
+def _imports(path):
+    """Top-level module names a source file imports (absolute imports only)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.add(node.module)
+            out.update(node.module + "." + a.name for a in node.names)
+    return out
+
+
+def microdot_modules(sources):
+    """The microdot package files the given sources need, followed through microdot's own imports."""
+    import microdot
+    pkg = Path(microdot.__file__).parent
+    needed = {}
+    todo = [m for p in sources for m in _imports(p) if m == "microdot" or m.startswith("microdot.")]
+    while todo:
+        name = todo.pop()
+        rel = name.split(".")[1:]
+        cand = pkg.joinpath(*rel).with_suffix(".py") if rel else pkg / "__init__.py"
+        if not cand.exists():
+            continue  # `from microdot import Name`: a name, not a submodule
+        key = cand.relative_to(pkg.parent).as_posix()
+        if key in needed:
+            continue
+        needed[key] = cand
+        if rel:  # a submodule implies its package
+            todo.append("microdot")
+        todo += [m for m in _imports(cand) if m == "microdot" or m.startswith("microdot.")]
+    return needed  # "microdot/x.py" -> source path
+
+
+def sources(board):
+    """(relative path in the bundle, source path) of every module, entry excluded."""
+    bdir = _board_dir(board)
+    files = {}
+    for p in sorted((ROOT / "firmware").rglob("*.py")):
+        files[p.relative_to(ROOT).as_posix()] = p
+    files["boards/__init__.py"] = ROOT / "boards" / "__init__.py"
+    for p in sorted(bdir.rglob("*.py")):
+        rel = p.relative_to(ROOT).as_posix()
+        if board != "host" and p.name == "main.py" and p.parent == bdir:
+            continue  # the device entry goes to the bundle root as source
+        files[rel] = p
+    files.update(microdot_modules(list(files.values())))
+    return files
+
+
+def compile_one(src, dst, rel):
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    # -s: the source name in tracebacks is the bundle path, not the build machine's.
+    proc = subprocess.run([MPY_CROSS, "-o", str(dst), "-s", rel, str(src)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit("mpy-cross failed on %s:\n%s" % (src, proc.stderr))
+
+
+def build_bundle(board, out=None):
+    """Compile the bundle; returns a summary dict (files, sizes)."""
+    bdir = _board_dir(board)
+    out = Path(out) if out else ROOT / "build" / board / "bundle"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    files = []
+    for rel, src in sources(board).items():
+        dst = out / (rel[:-3] + ".mpy")
+        compile_one(src, dst, rel)
+        files.append((dst.relative_to(out).as_posix(), dst.stat().st_size))
+    entry = bdir / "main.py"
+    if board != "host" and entry.exists():
+        shutil.copyfile(entry, out / "main.py")
+        files.append(("main.py", (out / "main.py").stat().st_size))
+    files.sort()
+    total = sum(s for _, s in files)
+    mpy = sum(s for n, s in files if n.endswith(".mpy"))
+    summary = {"board": board, "bundle": str(out), "files": len(files), "bytes": total, "mpy_bytes": mpy,
+               "microdot_bytes": sum(s for n, s in files if n.startswith("microdot/")),
+               "budget_bytes": BUNDLE_BUDGET}
+    (out.parent / "bundle-manifest.json").write_text(json.dumps({"summary": summary, "files": files}, indent=1))
+    return summary
+
+
+def build_fs_image(bundle, path, size=VFS_SIZE, block_size=BLOCK_SIZE):
+    """A LittleFS2 image holding the bundle at the filesystem root."""
+    from littlefs import LittleFS
+    bundle = Path(bundle)
+    fs = LittleFS(block_size=block_size, block_count=size // block_size)
+    for p in sorted(bundle.rglob("*")):
+        rel = p.relative_to(bundle).as_posix()
+        if p.is_dir():
+            fs.makedirs(rel, exist_ok=True)
+        else:
+            with fs.open(rel, "wb") as f:
+                f.write(p.read_bytes())
+    Path(path).write_bytes(fs.context.buffer)
+    return {"fs_image": str(path), "fs_bytes": size, "block_size": block_size,
+            "block_count": size // block_size, "vfs_offset": VFS_OFFSET}
+
+
+def build(board, fs=True):
+    summary = build_bundle(board)
+    if fs and board != "host":
+        summary.update(build_fs_image(summary["bundle"], ROOT / "build" / board / "fs.img"))
+    return summary
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m host_tools image", description=__doc__.split("\n")[0])
+    p.add_argument("--board", default="esp32_devkitc")
+    p.add_argument("--no-fs", dest="fs", action="store_false", help="bundle only, no LittleFS image")
+    args = p.parse_args(argv)
+    s = build(args.board, args.fs)
+    print("bundle  %s: %d files, %d bytes (%.1f KB; .mpy %.1f KB, of which microdot %.1f KB; budget %d KB)%s" % (
+        s["bundle"], s["files"], s["bytes"], s["bytes"] / 1024, s["mpy_bytes"] / 1024, s["microdot_bytes"] / 1024,
+        s["budget_bytes"] // 1024, "" if s["bytes"] <= s["budget_bytes"] else "  OVER BUDGET"))
+    if "fs_image" in s:
+        print("fs.img  %s: LittleFS2, %d blocks of %d bytes, flash at 0x%x (vfs partition)" % (
+            s["fs_image"], s["block_count"], s["block_size"], s["vfs_offset"]))
+    return 0 if s["bytes"] <= s["budget_bytes"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

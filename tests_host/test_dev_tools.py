@@ -1,0 +1,86 @@
+"""The development tools people use by hand: the CSMS's command endpoint and prompt,
+and `make sim` (devsim: CSMS plus one simulated charger)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from tests_host.harness import ROOT, free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def http_get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_csms_http_endpoint_sends_a_command_to_a_connected_charger(sims, tmp_path, csms):
+    sims("cpython", tmp_path / "flash", url=csms.url("DEV1")).start()
+    csms.wait_received("BootNotification", 1, cp_id="DEV1")
+    base = "http://127.0.0.1:%d" % csms.csms.port
+    status, chargers = http_get(base + "/chargers")
+    assert status == 200 and chargers == {"DEV1": {"connected": True}}
+    q = urllib.parse.urlencode({"payload": json.dumps({"key": ["HeartbeatInterval"]})})
+    status, body = http_get(base + "/call/DEV1/GetConfiguration?" + q)
+    assert status == 200 and body["configurationKey"][0]["key"] == "HeartbeatInterval"
+    status, body = http_get(base + "/call/NOPE/GetConfiguration")
+    assert status == 404 and "NOPE" in body["error"]
+    status, body = http_get(base + "/call/DEV1/GetConfiguration?payload=%7Bbad")
+    assert status == 400
+
+
+class Proc:
+    def __init__(self, cmd):
+        self.lines = []
+        self.cond = threading.Condition()
+        self.p = subprocess.Popen(cmd, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.PIPE, text=True, bufsize=1, start_new_session=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            with self.cond:
+                self.lines.append(line.rstrip())
+                self.cond.notify_all()
+
+    def wait_line(self, pred, timeout=60):
+        with self.cond:
+            ok = self.cond.wait_for(lambda: any(pred(x) for x in self.lines), timeout)
+        assert ok, "\n".join(self.lines[-40:])
+        return next(x for x in self.lines if pred(x))
+
+    def stop(self):
+        if self.p.poll() is None:
+            os.killpg(self.p.pid, signal.SIGINT)
+            try:
+                self.p.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait(5)
+
+
+def test_devsim_starts_csms_and_a_connected_charger_and_prints_its_api(tmp_path):
+    port = free_port()
+    proc = Proc([sys.executable, "-m", "host_tools", "devsim", "--runtime", "cpython", "--http", "127.0.0.1:%d" % port,
+                 "--csms-port", "0", "--state", str(tmp_path / "flash")])
+    try:
+        line = proc.wait_line(lambda x: "charger API:" in x)
+        assert "http://127.0.0.1:%d/api/status" % port in line
+        proc.wait_line(lambda x: '"BootNotification"' in x and x.startswith("charger|"))
+        proc.wait_line(lambda x: '"status":"Accepted"' in x)
+        with urllib.request.urlopen("http://127.0.0.1:%d/api/status?filter=ocppa" % port, timeout=10) as r:
+            assert json.loads(r.read()) == {"ocppa": True}
+    finally:
+        proc.stop()
+    assert proc.p.returncode is not None

@@ -1,0 +1,103 @@
+"""The device image: the .mpy bundle and the LittleFS filesystem image (make image)."""
+import subprocess
+import sys
+
+import pytest
+
+from host_tools import image
+from tests_host.mpy import MICROPYTHON, ROOT
+
+# Just enough of `machine` for the ESP32 board module to import on the unix port.
+FAKE_MACHINE = """
+class Pin:
+    IN = 1
+    OUT = 2
+    PULL_DOWN = 3
+    IRQ_RISING = 1
+    IRQ_FALLING = 2
+class PWM: pass
+class ADC:
+    ATTN_11DB = 3
+class UART: pass
+class WDT: pass
+def unique_id():
+    return b"\\x01\\x02"
+"""
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundle") / "esp32_devkitc"
+    return image.build_bundle("esp32_devkitc", out), out
+
+
+def test_bundle_keeps_package_layout_and_adds_the_device_entry(bundle):
+    summary, out = bundle
+    for rel in ("main.py", "firmware/app.mpy", "firmware/ocpp/rpc.mpy", "boards/__init__.mpy",
+                "boards/esp32_devkitc/board.mpy", "microdot/__init__.mpy", "microdot/microdot.mpy"):
+        assert (out / rel).is_file(), rel
+    assert not (out / "boards" / "host").exists()
+    assert [p.name for p in out.rglob("*.py")] == ["main.py"]
+
+
+def test_bundle_holds_only_the_microdot_modules_the_firmware_imports(bundle):
+    _, out = bundle
+    assert sorted(p.name for p in (out / "microdot").iterdir()) == ["__init__.mpy", "microdot.mpy"]
+
+
+def test_bundle_size_is_within_budget(bundle):
+    summary, out = bundle
+    assert summary["bytes"] == sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    assert summary["bytes"] < image.BUNDLE_BUDGET
+
+
+def test_every_mpy_module_imports_on_micropython(bundle, tmp_path):
+    _, out = bundle
+    (tmp_path / "machine.py").write_text(FAKE_MACHINE)
+    mods = sorted(p.relative_to(out).with_suffix("").as_posix().replace("/", ".") for p in out.rglob("*.mpy"))
+    mods = [m[:-len(".__init__")] if m.endswith(".__init__") else m for m in mods]
+    code = "import sys\nfor m in %r:\n    __import__(m)\n    assert m in sys.modules, m\nprint('OK', len(%r))" % (
+        mods, mods)
+    env = {"MICROPYPATH": ":".join([".frozen", str(out), str(tmp_path)]), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([MICROPYTHON, "-X", "heapsize=512K", "-c", code], capture_output=True, text=True,
+                          env=env, cwd=str(tmp_path), timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == "OK %d" % len(mods)
+    assert "firmware.app" in mods and "boards.esp32_devkitc.board" in mods
+
+
+def test_modules_load_from_the_bundle_not_the_sources(bundle, tmp_path):
+    _, out = bundle
+    env = {"MICROPYPATH": ":".join([".frozen", str(out)]), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([MICROPYTHON, "-c", "import firmware.ocpp.rpc as r; print(r.__file__)"],
+                          capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=30)
+    assert proc.stdout.strip().endswith("firmware/ocpp/rpc.mpy"), proc.stdout + proc.stderr
+
+
+def test_fs_image_reads_back_with_every_bundle_file(bundle, tmp_path):
+    from littlefs import LittleFS
+    _, out = bundle
+    info = image.build_fs_image(out, tmp_path / "fs.img")
+    data = (tmp_path / "fs.img").read_bytes()
+    assert len(data) == image.VFS_SIZE == info["block_count"] * info["block_size"]
+    fs = LittleFS(block_size=image.BLOCK_SIZE, block_count=image.VFS_SIZE // image.BLOCK_SIZE, mount=False)
+    fs.context.buffer = bytearray(data)
+    fs.mount()
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    in_image = sorted(("%s/%s" % (root, name)).lstrip("/") for root, _, names in fs.walk("/") for name in names)
+    assert in_image == files
+    with fs.open("firmware/ocpp/rpc.mpy", "rb") as f:
+        assert f.read() == (out / "firmware/ocpp/rpc.mpy").read_bytes()
+
+
+def test_image_command_prints_bundle_size_and_writes_fs_image():
+    proc = subprocess.run([sys.executable, "-m", "host_tools", "image", "--board", "esp32_devkitc"],
+                          capture_output=True, text=True, cwd=str(ROOT), timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("bundle ") and " bytes (" in proc.stdout
+    assert (ROOT / "build" / "esp32_devkitc" / "fs.img").stat().st_size == image.VFS_SIZE
+
+
+def test_unknown_board_is_refused():
+    with pytest.raises(SystemExit):
+        image.build_bundle("no_such_board")
