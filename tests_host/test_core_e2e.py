@@ -1,6 +1,7 @@
 """Core profile messages end to end: the simulator on both runtimes against the
 ocpp-based CSMS (every frame the charger sends is validated at teardown)."""
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,18 @@ def test_inoperative_during_a_transaction_is_scheduled_and_applies_when_it_stops
     assert csms.call("CP1", "RemoteStopTransaction", {"transactionId": 1})["status"] == "Accepted"
     csms.wait_received("StopTransaction")
     csms.wait_for(lambda: statuses(csms, 1)[-1] == "Unavailable")
+
+
+def test_no_transaction_starts_on_an_inoperative_connector(sims, runtime, tmp_path, csms):
+    sim = start(sims, runtime, tmp_path, csms)
+    assert csms.call("CP1", "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"}) == \
+        {"status": "Accepted"}
+    csms.wait_for(lambda: statuses(csms, 1)[-1:] == ["Unavailable"])
+    assert csms.call("CP1", "RemoteStartTransaction", {"idTag": "CARD1", "connectorId": 1}) == \
+        {"status": "Rejected"}
+    assert sim.sim_set(ev="C") == (200, {"ev": True})
+    assert sim.sim_set(rfid="CARD1") == (200, {"rfid": True})
+    csms.wait_received("Authorize", 1)
+    time.sleep(1.5)  # asserting an absence over a span: nothing to await
+    assert csms.received("StartTransaction") == []
+    assert sim.sim_status()["contactor"] is False

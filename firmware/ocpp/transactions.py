@@ -105,8 +105,12 @@ class Transactions:
 
     def grant(self, tag, card=None, limit=None):
         """Authorized: the EV may charge once plugged (ConnectionTimeOut to plug in)."""
-        self._grant = [tag, card, ticks_ms()]
         c = self.controller
+        if not c.enabled:
+            # Unavailable (ChangeAvailability Inoperative): no transaction may start.
+            log.warn("connector unavailable: authorization of %s not used" % tag)
+            return
+        self._grant = [tag, card, ticks_ms()]
         if limit is not None:
             c.set_limit("ocpp_tx", limit[0], limit[1])
         c.authorize(True)
