@@ -88,8 +88,20 @@ class App:
             tasks.append(asyncio.create_task(run()))
         for fn in self.tasks:
             tasks.append(asyncio.create_task(fn()))
-        tasks.append(asyncio.create_task(self.api.serve(host, port)))
+        serving = [None]
+
+        async def serve():
+            try:
+                await self.api.serve(host, port)
+            except OSError as e:  # e.g. the port is taken
+                serving[0] = e
+        tasks.append(asyncio.create_task(serve()))
         while not self.api.listening():
+            if serving[0] is not None:
+                log.error("HTTP server on %s:%s failed: %s" % (host, port, serving[0]))
+                for t in tasks:
+                    t.cancel()
+                raise serving[0]
             await sleep_ms(5)
         if on_ready:
             on_ready()

@@ -81,6 +81,10 @@ class CsmsThread:
             self.thread.join(5)
 
 
+class PortTaken(Exception):
+    pass
+
+
 class Sim:
     """The simulated charger as a process (`python -m host_tools sim`)."""
 
@@ -100,6 +104,15 @@ class Sim:
         return "http://127.0.0.1:%d" % self.http_port
 
     def start(self, timeout=60):
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                # Another process took the port between free_port() and the bind.
+                self.http_port = free_port()
+        raise AssertionError("no free HTTP port for the simulator")
+
+    def _start(self, timeout):
         cmd = [sys.executable, "-m", "host_tools", "sim", "--runtime", self.runtime,
                "--http", "127.0.0.1:%d" % self.http_port, "--state", self.state_dir]
         if self.url:
@@ -112,7 +125,16 @@ class Sim:
                                      text=True, bufsize=1)
         self._reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
         self._reader.start()
-        if not self.ready.wait(timeout):
+        deadline = time.monotonic() + timeout
+        while not self.ready.wait(0.1):
+            if self.proc.poll() is not None:
+                self._reader.join(5)
+                if "EADDRINUSE" in self.log() or "address already in use" in self.log().lower():
+                    raise PortTaken()
+                break
+            if time.monotonic() > deadline:
+                break
+        if not self.ready.is_set():
             self.kill()
             raise AssertionError("simulator not READY within %d s:\n%s" % (timeout, self.log()))
         return self
