@@ -86,21 +86,35 @@ def test_noisy_samples_keep_the_state(state):
 
 def test_single_outlier_sample_is_debounced():
     sm = PilotStateMachine(debounce=2)
-    feed(sm, 6000, n=3)
+    feed(sm, 9000, n=3)
     sm.update(12000, 12000, False)
-    assert sm.state == PILOT_C
-    sm.update(6000, 6000, False)
-    assert sm.state == PILOT_C
+    assert sm.state == PILOT_B
+    sm.update(9000, 9000, False)
+    assert sm.state == PILOT_B
 
 
 def test_new_state_needs_debounce_samples_in_a_row():
     sm = PilotStateMachine(debounce=3)
-    feed(sm, 6000, n=3)
+    feed(sm, 9000, n=3)
     sm.update(12000, 12000, False)
     sm.update(12000, 12000, False)
+    assert sm.state == PILOT_B
+    sm.update(12000, 12000, False)
+    assert sm.state == PILOT_A
+
+
+def test_leaving_c_counts_at_the_first_sample_and_entering_c_is_debounced():
+    # Fail-safe: the contactor may be closed in C, so leaving it must not wait.
+    sm = PilotStateMachine(debounce=3)
+    feed(sm, 6000, n=4)
     assert sm.state == PILOT_C
     sm.update(12000, 12000, False)
     assert sm.state == PILOT_A
+    sm.update(6000, 6000, False)
+    sm.update(6000, 6000, False)
+    assert sm.state == PILOT_A
+    sm.update(6000, 6000, False)
+    assert sm.state == PILOT_C
 
 
 def test_level_on_an_edge_does_not_flip_with_hysteresis():

@@ -6,7 +6,7 @@ Currents are integer deci-amps and duty cycles integer per mille, so nothing
 here touches floats (the control loop runs these every tick).
 """
 from firmware.compat import const
-from firmware.evse.codes import PILOT_A, PILOT_B, PILOT_D, PILOT_F
+from firmware.evse.codes import PILOT_A, PILOT_B, PILOT_C, PILOT_D, PILOT_F
 
 PWM_FREQ = const(1000)
 DUTY_OFF = const(1000)  # steady +12 V: no charging offered (state x1)
@@ -100,6 +100,12 @@ class PilotStateMachine:
         """
         raw = self.classify(high_mv)
         if raw == self.state:
+            self._count = 0
+        elif self.state == PILOT_C or self.state == PILOT_D:
+            # Fail-safe: leaving C/D (the contactor may be closed) counts at the first
+            # sample, so the contactor opens in that same tick; only entering C is debounced.
+            self.state = raw
+            self._cand = raw
             self._count = 0
         elif raw == self._cand:
             self._count += 1
