@@ -158,3 +158,44 @@ def test_invalid_ust_refused():
     r = Rig()
     assert r.ctrl.set_ust(3) is not None
     assert r.ctrl.set_ust(False) is not None
+
+
+def test_held_lock_stays_locked_after_the_ev_leaves_until_released():
+    r = Rig()
+    r.ev = "B"
+    r.step(3)
+    r.ctrl.hold_lock(True)
+    r.ev = "A"
+    r.step(3)
+    assert r.d.lock.level == 1 and r.ctrl.lock_status == Cus.LOCKED
+    r.ctrl.hold_lock(False)
+    r.step(3)
+    assert r.d.lock.level == 0 and r.ctrl.lock_status == Cus.UNLOCKED
+
+
+def test_unlock_releases_a_held_lock():
+    r = Rig()
+    r.ev = "B"
+    r.step(3)
+    r.ctrl.hold_lock(True)
+    r.ev = "A"
+    r.step(3)
+    assert r.ctrl.unlock() is None
+    r.step(3)
+    assert r.d.lock.level == 0 and not r.ctrl.lock_held
+    r.ev = "B"
+    r.step(3)
+    r.ev = "A"
+    r.step(3)
+    assert r.d.lock.level == 0  # the hold does not come back with the next plug
+
+
+def test_held_lock_does_not_delay_opening_the_contactor_on_unplug():
+    r = Rig()
+    r.plug_and_charge()
+    assert r.ctrl.contactor_closed
+    r.ctrl.hold_lock(True)
+    r.ev = "A"
+    r.step(2)
+    assert not r.ctrl.contactor_closed and r.d.contactor.level == 0
+    assert r.d.lock.level == 1

@@ -129,3 +129,18 @@ def test_each_connector_status_is_sent_again_after_a_reconnect(sims, runtime, tm
     sent = [(p["connectorId"], p["status"]) for a, p in last.received if a == "StatusNotification"]
     assert sent == [(0, "Available"), (1, "Preparing")]
     assert len(csms.received("BootNotification")) == 1
+
+
+@pytest.mark.skipif(not HAVE_TRANSACTIONS, reason="transactions module not in this tree yet")
+def test_plugged_ev_without_authorization_returns_to_available_after_connection_timeout(sims, runtime, tmp_path,
+                                                                                        csms):
+    sim = start(sims, runtime, tmp_path, csms, "ConnectionTimeOut=1")
+    wait_last(csms, 1, "Available")
+    sim.sim_set(ev="B")
+    wait_last(csms, 1, "Preparing")
+    wait_last(csms, 1, "Available")
+    assert sim.status("ocppcs")["ocppcs"] == 0
+    sim.sim_set(rfid="CARD1")
+    assert csms.wait_received("StartTransaction", 1)[0]["idTag"] == "CARD1"
+    wait_last(csms, 1, "SuspendedEV")
+    assert statuses(csms, 1)[:3] == ["Available", "Preparing", "Available"]

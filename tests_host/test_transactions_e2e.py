@@ -390,3 +390,16 @@ def test_power_loss_right_after_meter_writes_never_moves_energy_backwards(sims, 
     sim.sim_set(ev="C")
     st2 = csms.wait_received("StartTransaction", 2)[1]
     assert st2["meterStart"] >= stop["meterStop"] and st2["idTag"] == "FREE"
+
+
+def test_unlock_on_ev_side_disconnect_false_keeps_cable_locked_until_the_card_returns(sims, runtime, tmp_path, csms):
+    sim = online(start(sims, runtime, tmp_path, csms, "UnlockConnectorOnEVSideDisconnect=false"))
+    card_transaction(sim, csms)
+    csms.wait_for(lambda: sim.sim_status()["lock"] is True)
+    sim.sim_set(ev="A")
+    assert csms.wait_received("StopTransaction", 1)[0]["reason"] == "EVDisconnected"
+    time.sleep(0.5)  # asserting an absence: the lock would have opened within a few ticks
+    assert sim.sim_status()["lock"] is True
+    sim.sim_set(rfid="CARD1")
+    csms.wait_for(lambda: sim.sim_status()["lock"] is False)
+    assert len(csms.received("Authorize")) == 1  # releasing the cable is no new authorization

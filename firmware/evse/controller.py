@@ -111,6 +111,7 @@ class ChargeController:
         self._ust = _opt(config, "ust")
         self._phase_req = None
         self._unlock_req = False
+        self._hold = False  # cable kept locked after the EV side disconnected
 
         # State
         self._plugged = False
@@ -207,7 +208,14 @@ class ChargeController:
         if self._latched == Err.CONTACTOR_STUCK:
             return "contactor welded: the socket stays locked"
         self._unlock_req = True
+        self._hold = False
         return None
+
+    def hold_lock(self, on):
+        """Keep the cable locked in the socket while no EV is plugged (OCPP
+        UnlockConnectorOnEVSideDisconnect false) until hold_lock(False) or unlock().
+        Only the lock: the contactor opens exactly as without the hold."""
+        self._hold = bool(on)
 
     def reset_fault(self):
         """Clears a latched fault when its cause is gone. None, or why not."""
@@ -403,7 +411,7 @@ class ChargeController:
             return True  # the socket contacts may be live
         if self._unlock_req:
             want = False
-        elif self._ust == UST_ALWAYS:
+        elif self._ust == UST_ALWAYS or self._hold:
             want = True
         elif self._ust == UST_AUTO_UNLOCK:
             want = plugged and not self.complete
@@ -656,6 +664,10 @@ class ChargeController:
     def lock_status(self):
         """go-e cus; 0 (unknown) without a cable lock."""
         return self._lock.status if self._lock is not None else Cus.UNKNOWN
+
+    @property
+    def lock_held(self):
+        return self._hold
 
     @property
     def lock_fitted(self):

@@ -76,7 +76,13 @@ class StatusReporter:
             if core is not None and not core.operative(0):
                 return codes.UNAVAILABLE, codes.NO_ERROR, None
             return codes.AVAILABLE, codes.NO_ERROR, None
-        return c.ocpp_status, c.ocpp_error_code, c.vendor_error_code
+        st = c.ocpp_status
+        if st == codes.PREPARING:
+            # Plugged, ConnectionTimeOut passed with no authorization: back to Available (OCPP 1.6 errata).
+            t = getattr(self.app, "transactions", None)
+            if t is not None and t.plug_expired:
+                st = codes.AVAILABLE
+        return st, c.ocpp_error_code, c.vendor_error_code
 
     def observe(self, now):
         """Note the current status of each connector and since when it holds."""
@@ -119,7 +125,7 @@ class StatusReporter:
         return p
 
     def ocppcs(self):
-        return STATUSES.index(self.controller.ocpp_status)
+        return STATUSES.index(self.state(1)[0])
 
     # ---- the task ----
 

@@ -13,6 +13,18 @@ still "on" at boot was cut by a power loss: it is stopped with reason
 PowerLoss and the last persisted meter reading (if its StartTransaction never
 reached the queue, that is queued first). A soft reboot stops it with reason
 Reboot while the application shuts down (the task's cancellation).
+
+ConnectionTimeOut applies both ways: an authorization that meets no plug in
+time is cancelled, and so is the incipient session of an EV plugged while
+authorization is required (acs=1) that sees none in time: `plug_expired` is
+then set and status.py reports the connector Available again, as the OCPP 1.6
+errata ask, until the EV unplugs; a card or RemoteStart later still starts a
+transaction.
+
+UnlockConnectorOnEVSideDisconnect false: when the EV side of a card or remote
+transaction disconnects, the controller holds the cable locked in the socket
+until that idTag is presented again (which then only releases it), an
+UnlockConnector, or the key turned true. The hold is in RAM: a reboot ends it.
 """
 import asyncio
 
@@ -75,6 +87,9 @@ class Transactions:
         self._grant = None  # [idTag, card index, ticks]: authorized, waiting for the plug
         self._authorizing = False
         self._wait_unplug = False  # a session ended with the EV plugged: no automatic restart
+        self._plug_ms = None  # ticks the EV plugged while waiting for authorization
+        self.plug_expired = False  # ConnectionTimeOut passed with no authorization: status Available
+        self._hold_tag = None  # idTag that releases the held cable lock
         self._recovered = False
         self._start_ls = []
         self._stop_ls = []
@@ -111,6 +126,8 @@ class Transactions:
             log.warn("connector unavailable: authorization of %s not used" % tag)
             return
         self._grant = [tag, card, ticks_ms()]
+        self._plug_ms = None
+        self.plug_expired = False
         if limit is not None:
             c.set_limit("ocpp_tx", limit[0], limit[1])
         c.authorize(True)
@@ -150,8 +167,20 @@ class Transactions:
             card = self.cards.index(tag) if self.cards else None
             self.grant(tag, card, limit)
 
+    def _release_hold(self):
+        self._hold_tag = None
+        self.controller.hold_lock(False)
+
+    def _unlock_key_written(self, st):
+        if st.value:
+            self._release_hold()
+
     def _on_card(self, tag):
         tx = self.current
+        if tag == self._hold_tag:
+            self._release_hold()  # the cable's owner is back
+            if tx is None:
+                return
         if tx is not None:
             if tag == tx.id_tag:
                 self.stop_now("Local", tag)
@@ -166,6 +195,10 @@ class Transactions:
     def _start(self, tag, card):
         app = self.app
         self._grant = None
+        self._plug_ms = None
+        self.plug_expired = False
+        if self._hold_tag is not None:
+            self._release_hold()  # a new session owns the socket (locked while plugged anyway)
         self.last_ref += 1
         energy = app.energy
         energy.flush()
@@ -298,6 +331,8 @@ class Transactions:
         plugged = c.plugged
         if not plugged:
             self._wait_unplug = False
+            self._plug_ms = None
+            self.plug_expired = False
         tx = self.current
         if tx is not None:
             f = c.fault_latched
@@ -306,6 +341,10 @@ class Transactions:
             elif f == Err.CONTACTOR_STUCK:
                 self.stop_now("Other")
             elif not plugged:
+                if (self._hold_tag is None and not s.get("UnlockConnectorOnEVSideDisconnect") and c.lock_fitted
+                        and tx.id_tag != self._free_tag()):
+                    self._hold_tag = tx.id_tag
+                    c.hold_lock(True)
                 if s.get("StopTransactionOnEVSideDisconnect"):
                     self.stop_now("EVDisconnected")
                     if s.get("UnlockConnectorOnEVSideDisconnect") and c.lock_fitted:
@@ -328,6 +367,16 @@ class Transactions:
         if (plugged and not self._wait_unplug and not self._authorizing and c.enabled and not c.fault
                 and (s.get("acs") == 0 or c.force == 2)):
             self._start(self._free_tag(), None)
+        elif plugged and not self._wait_unplug:
+            if self._plug_ms is None:
+                self._plug_ms = now
+            elif (not self.plug_expired and not self._authorizing
+                  and ticks_diff(now, self._plug_ms) > s.get("ConnectionTimeOut") * 1000):
+                log.info("ConnectionTimeOut: no authorization for the plugged EV")
+                self.plug_expired = True
+                r = getattr(self.app, "status_reporter", None)
+                if r is not None:
+                    r.wake()
 
     async def run(self):
         try:
@@ -374,6 +423,7 @@ class Transactions:
             return {"status": "NotSupported"}
         self.stop_now("UnlockCommand")
         self._cancel_grant()
+        self._hold_tag = None  # c.unlock() ends the hold
         if c.unlock() is not None:
             return {"status": "UnlockFailed"}
         t0 = ticks_ms()
@@ -424,6 +474,7 @@ def define_keys(settings, t):
     d("ocppd", STR, "", RW | PERSIST, 0, 20)
     t.trx = d("trx", JSON, None, RW | NULL, check=t._check_trx)
     settings.watch("trx", t._trx_written)
+    settings.watch("UnlockConnectorOnEVSideDisconnect", t._unlock_key_written)
     settings.status("ocppti", lambda: t.current.id if t.current is not None else None)
 
 
