@@ -21,7 +21,6 @@ also in build/bench-results.json:
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys

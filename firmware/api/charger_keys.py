@@ -9,7 +9,7 @@ needs the board and the OCPP session, the status page and the periodic task.
 """
 from firmware import log
 from firmware.compat import sleep_ms, ticks_diff, ticks_ms
-from firmware.settings import BOOL, FLOAT, INT, JSON, NULL, PERSIST, R, RW, SECRET, STR, W
+from firmware.settings import BOOL, FLOAT, INT, JSON, NULL, PERSIST, RW, SECRET, STR, W
 
 TCL_LAPSE_MS = 600000  # go-e: tcl lapses after 10 min without refresh
 _CHECK_MS = 1000

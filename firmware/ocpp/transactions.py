@@ -31,7 +31,7 @@ import asyncio
 from firmware import log
 from firmware.compat import sleep_ms, ticks_diff, ticks_ms
 from firmware.evse.codes import Cus, Err
-from firmware.settings import BOOL, INT, JSON, NULL, OCPP, PERSIST, R, RW, STR
+from firmware.settings import BOOL, INT, JSON, NULL, OCPP, PERSIST, RW, STR
 
 TX_FILE = "tx.json"
 STEP_MS = 100  # reader poll and rule checks
