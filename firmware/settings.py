@@ -54,8 +54,13 @@ def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _finite(v):
+    """False for inf, -inf and NaN (inf - inf is NaN, and NaN equals nothing)."""
+    return v - v == 0
+
+
 def _fmt(v):
-    if isinstance(v, float) and v == int(v):
+    if isinstance(v, float) and _finite(v) and v == int(v):
         return str(int(v))
     return str(v)
 
@@ -179,7 +184,11 @@ class Settings:
             if not isinstance(v, bool):
                 return None, n + ": expected boolean"
         elif k == INT:
-            if isinstance(v, float) and v == int(v):
+            if isinstance(v, float):
+                if not _finite(v):
+                    return None, n + ": expected integer, got " + _fmt(v)
+                if v != int(v):
+                    return None, n + ": expected integer, got fraction " + _fmt(v)
                 v = int(v)
             if not _is_int(v):
                 return None, n + ": expected integer"
@@ -188,6 +197,8 @@ class Settings:
         elif k == FLOAT:
             if not (_is_int(v) or isinstance(v, float)):
                 return None, n + ": expected number"
+            if isinstance(v, float) and not _finite(v):
+                return None, n + ": expected a finite number, got " + _fmt(v)
             if (s.lo is not None and v < s.lo) or (s.hi is not None and v > s.hi):
                 return None, "%s: value %s out of range %s..%s" % (n, _fmt(v), _fmt(s.lo), _fmt(s.hi))
         elif k == STR or k == CSL:

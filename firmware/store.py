@@ -21,18 +21,22 @@ class Store:
         return self.root + "/" + name
 
     def read_json(self, name):
-        """Returns (obj, error): (None, None) when missing, (None, msg) when corrupt."""
+        """Returns (obj, error): (None, None) when missing, (None, msg) when corrupt.
+
+        Never raises: a file that cannot be read, is not UTF-8 or not JSON counts
+        as corrupt and is set aside.
+        """
         p = self.path(name)
         # A temp file left by a cut write is stale: the rename never happened.
         remove(p + ".tmp")
-        try:
-            with open(p) as f:
-                data = f.read()
-        except OSError:
+        if not file_exists(p):
             return None, None
         try:
-            return json.loads(data), None
-        except ValueError:
+            with open(p, "rb") as f:
+                data = f.read()
+            # Invalid UTF-8 raises UnicodeError (a ValueError) on both runtimes.
+            return json.loads(str(data, "utf-8")), None
+        except Exception:  # unreadable, undecodable, not JSON, nested too deep, too big
             self._quarantine(p)
             return None, name + " corrupt, defaults used"
 

@@ -1,8 +1,11 @@
 """The settings registry: one validator for OCPP keys and API keys, atomic persistence."""
 import json
 
+import pytest
+
 from firmware.settings import BOOL, CSL, FLOAT, INT, NULL, OCPP, PERSIST, R, REBOOT, RW, SECRET, STR, W, Settings
 from firmware.store import Store
+from tests_host.mpy import run_mp
 
 
 def make(tmp_path, errors=None):
@@ -175,3 +178,69 @@ def test_log_masks_only_the_authorization_key_value():
     got = '[3,"1",{"configurationKey":[{"key":"AuthorizationKey","readonly":false},' \
           '{"key":"HeartbeatInterval","readonly":false,"value":"300"}]}]'
     assert mask_frame(got) == got
+
+
+def test_non_finite_and_fractional_numbers_are_refused_with_a_message(tmp_path):
+    s = make(tmp_path)
+    inf, nan = float("inf"), float("nan")
+    assert s.set("ocpph", inf) == "ocpph: expected integer, got inf"
+    assert s.set("ocpph", -inf) == "ocpph: expected integer, got -inf"
+    assert s.set("ocpph", nan) == "ocpph: expected integer, got nan"
+    assert s.set("ocpph", 1.5) == "ocpph: expected integer, got fraction 1.5"
+    assert s.set("dwo", inf) == "dwo: expected a finite number, got inf"
+    assert s.set("dwo", nan) == "dwo: expected a finite number, got nan"
+    assert s.get("ocpph") == 300 and s.get("dwo") is None
+    assert s.set("dwo", 2.5) is None and s.get("dwo") == 2.5
+    assert s.change_configuration("HeartbeatInterval", "1e999") == "Rejected"
+    assert s.change_configuration("HeartbeatInterval", "nan") == "Rejected"
+    # The API parses the value as JSON: 1e999 arrives as inf.
+    assert s.set("ocpph", json.loads("1e999")) == "ocpph: expected integer, got inf"
+
+
+def test_stored_infinite_number_uses_the_default_for_that_key_only(tmp_path):
+    (tmp_path / "settings.json").write_text('{"HeartbeatInterval": 1e999, "dwo": NaN, "amp": 10}')
+    errors = []
+    s = make(tmp_path, errors)
+    assert s.get("ocpph") == 300 and s.get("dwo") is None and s.get("amp") == 10
+    assert any("ocpph" in e and "default used" in e for e in errors)
+    assert any("dwo" in e for e in errors)
+
+
+def test_settings_file_with_invalid_utf8_is_set_aside_not_raised(tmp_path):
+    make(tmp_path).set("amp", 10)
+    (tmp_path / "settings.json").write_bytes(b'{"fna": "\xff\xfe", "amp": 12}')
+    errors = []
+    s = make(tmp_path, errors)
+    assert s.get("amp") == 16 and errors == ["settings.json corrupt, defaults used"]
+    assert (tmp_path / "settings.json.corrupt").exists() and not (tmp_path / "settings.json").exists()
+    errors2 = []
+    make(tmp_path, errors2)
+    assert errors2 == []
+
+
+@pytest.mark.micropython
+def test_corrupt_settings_never_raise_on_micropython(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "settings.json").write_bytes(b'{"fna": "\xff\xfe"}')
+    inf = tmp_path / "inf"
+    inf.mkdir()
+    (inf / "settings.json").write_text('{"HeartbeatInterval": 1e999, "amp": 10}')
+    out = run_mp(
+        "from firmware.settings import Settings, INT, FLOAT, RW, PERSIST, NULL\n"
+        "from firmware.store import Store\n"
+        "for d in (%r, %r):\n"
+        "    errs = []\n"
+        "    s = Settings(Store(d), report=errs.append)\n"
+        "    s.define('HeartbeatInterval', INT, 300, RW | PERSIST, 0, 86400, alias='ocpph')\n"
+        "    s.define('amp', INT, 16, RW | PERSIST, 6, 32)\n"
+        "    s.define('dwo', FLOAT, None, RW | PERSIST | NULL, 0, 1e9)\n"
+        "    s.load()\n"
+        "    print(s.get('ocpph'), s.get('amp'), errs)\n"
+        "print(s.set('ocpph', float('nan')), '|', s.set('dwo', float('inf')), '|', s.set('ocpph', 2.5))\n"
+        % (str(bad), str(inf)))
+    lines = out.strip().split("\n")
+    assert lines[0] == "300 16 ['settings.json corrupt, defaults used']"
+    assert lines[1].startswith("300 10 [") and "ocpph" in lines[1] and "default used" in lines[1]
+    assert lines[2] == ("ocpph: expected integer, got nan | dwo: expected a finite number, got inf"
+                        " | ocpph: expected integer, got fraction 2.5")

@@ -24,6 +24,22 @@ def test_store_corrupt_file_is_quarantined_not_reread(tmp_path):
     assert st.read_json("x.json") == (None, None)
 
 
+@pytest.mark.parametrize("content", [b'{"a": "\xff\xfe"}', b"[" * 100000, b"\x00\x01"])
+def test_store_undecodable_file_reads_as_corrupt_and_is_quarantined(tmp_path, content):
+    st = Store(str(tmp_path))
+    (tmp_path / "x.json").write_bytes(content)
+    assert st.read_json("x.json") == (None, "x.json corrupt, defaults used")
+    assert (tmp_path / "x.json.corrupt").read_bytes() == content
+    assert st.read_json("x.json") == (None, None)
+
+
+def test_store_unreadable_file_reads_as_corrupt_not_raised(tmp_path):
+    st = Store(str(tmp_path))
+    (tmp_path / "x.json").mkdir()  # open() fails with an OSError other than "missing"
+    assert st.read_json("x.json") == (None, "x.json corrupt, defaults used")
+    assert st.read_json("x.json") == (None, None)
+
+
 def test_store_ignores_stale_temp_file_of_a_cut_write(tmp_path):
     st = Store(str(tmp_path))
     st.write_json("x.json", {"v": 1})
@@ -79,6 +95,9 @@ def test_clock_and_store_on_micropython(tmp_path):
         "s = Store(%r)\n"
         "s.write_json('a.json', {'k': 1})\n"
         "open(%r + '/b.json', 'w').write('{')\n"
-        "print(s.read_json('a.json'), s.read_json('b.json'))\n" % (str(tmp_path), str(tmp_path)))
+        "open(%r + '/c.json', 'wb').write(b'{\"a\": \"\\xff\"}')\n"
+        "print(s.read_json('a.json'), s.read_json('b.json'))\n"
+        "print(s.read_json('c.json'), s.read_json('c.json'))\n" % ((str(tmp_path),) * 3))
     assert out.split("\n")[0] == "%d 2026-11-25T04:02:51Z" % (1795579371 - 3600)
     assert "({'k': 1}, None) (None, 'b.json corrupt, defaults used')" in out
+    assert "(None, 'c.json corrupt, defaults used') (None, None)" in out
