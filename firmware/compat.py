@@ -83,6 +83,12 @@ except AttributeError:
             self._flag = False
 
 try:
+    current_task = asyncio.current_task
+except AttributeError:  # an asyncio without task introspection
+    def current_task():
+        return None
+
+try:
     from micropython import schedule
 except ImportError:
     def schedule(fn, arg):
@@ -192,6 +198,15 @@ def pem_to_der(pem):
     return binascii.a2b_base64("".join(body))
 
 
+def ssl_skip_hostname_check(ctx):
+    """Accept the server certificate whatever host name it names (ocppcn); TLS
+    contexts without a check_hostname attribute have nothing to turn off."""
+    try:
+        ctx.check_hostname = False
+    except AttributeError:
+        pass
+
+
 def create_ssl_context(verify, cadata=None, cafile=None, certfile=None, keyfile=None):
     """A TLS client context that works on both runtimes.
 
@@ -201,10 +216,7 @@ def create_ssl_context(verify, cadata=None, cafile=None, certfile=None, keyfile=
     import ssl
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if not verify:
-        try:
-            ctx.check_hostname = False
-        except AttributeError:
-            pass
+        ssl_skip_hostname_check(ctx)
         ctx.verify_mode = ssl.CERT_NONE
     else:
         ctx.verify_mode = ssl.CERT_REQUIRED

@@ -31,3 +31,11 @@ def test_only_board_code_imports_machine():
     for path in (ROOT / "firmware").rglob("*.py"):
         text = path.read_text()
         assert not re.search(r"^\s*(import|from)\s+(machine|network)\b", text, re.M), path
+
+
+def test_runtime_feature_detection_lives_in_compat():
+    # Attributes that one runtime lacks are looked up in firmware/compat.py only.
+    probes = re.compile(r"asyncio\.current_task|\.check_hostname|hasattr\(asyncio")
+    for path in (ROOT / "firmware").rglob("*.py"):
+        if path.name != "compat.py":
+            assert not probes.search(path.read_text()), path

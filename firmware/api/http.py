@@ -22,7 +22,7 @@ import json
 from microdot import Microdot, Request, Response
 
 from firmware import log
-from firmware.compat import mem_alloc, mem_free, mem_peak
+from firmware.compat import current_task, mem_alloc, mem_free, mem_peak
 
 MAX_LINE = 1024
 MAX_HEAD = 4096
@@ -161,11 +161,7 @@ class Server(Microdot):
             pass
 
     async def handle_request(self, reader, writer):
-        task = None
-        try:
-            task = asyncio.current_task()
-        except AttributeError:
-            pass
+        task = current_task()
         self.clients += 1
         try:
             if self.clients > MAX_CLIENTS:

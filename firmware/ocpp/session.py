@@ -10,6 +10,7 @@ the interval the CSMS gives.
 import asyncio
 
 from firmware import log
+from firmware.compat import create_ssl_context, ssl_skip_hostname_check
 from firmware.ocpp.rpc import CallError, CallTimeout, NotConnected, Rpc
 from firmware.ocpp.websocket import (Backoff, ConnectionClosed, WebSocket, WebSocketError,
                                      basic_auth_header, parse_url)
@@ -189,13 +190,9 @@ class OcppSession:
             headers.append(("Authorization", basic_auth_header(_cp_id(path), key)))
         ctx = None
         if secure:
-            from firmware.compat import create_ssl_context
             ctx = create_ssl_context(verify=not s.get("ocppss"), cadata=s.get("ocppsc") or None)
             if s.get("ocppcn"):
-                try:
-                    ctx.check_hostname = False
-                except AttributeError:
-                    pass
+                ssl_skip_hostname_check(ctx)
         log.info("OCPP connecting to " + url)
         return await WebSocket.connect(url, ("ocpp1.6",), headers, ctx, MAX_MESSAGE, CONNECT_TIMEOUT_MS)
 
