@@ -109,7 +109,7 @@ class App:
         # Reboot: open the contactor first, then end every task.
         self.controller.enable(False)
         self.controller.tick(ticks_ms())
-        self.energy.flush()
+        self.energy.flush(final=True)  # a clean reboot resumes at the exact total
         self.api.shutdown()
         # A clean close lets the last answers (e.g. Reset Accepted) leave the
         # send buffer; an abort would drop them.

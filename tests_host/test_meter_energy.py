@@ -14,6 +14,7 @@ def counter(store, meter, **kw):
 def charge(ec, meter, clock, seconds, watts, step_s=1):
     """Advance a charging session: the meter counts watts, the loop updates every step_s."""
     t = clock[0]
+    meter.power_w = watts
     for _ in range(int(seconds / step_s)):
         t += step_s * 1000
         meter.energy_wh += watts * step_s / 3600.0
@@ -78,7 +79,7 @@ def test_s0_count_restarting_at_zero_after_reboot_continues_the_total(tmp_path):
     ec = counter(store, meter)
     clock = [0]
     charge(ec, meter, clock, 600, 11000)
-    ec.flush()
+    ec.flush(final=True)  # a clean shutdown
     before = ec.total_wh
     meter2 = FakeMeter(0.0)  # S0 pulse count after reboot
     ec2 = counter(store, meter2)
@@ -236,6 +237,7 @@ def test_ten_wh_are_written_after_min_interval(tmp_path):
     store = Store(str(tmp_path))
     meter = FakeMeter(0.0)
     ec = counter(store, meter, step_wh=10, min_ms=10000)
+    meter.power_w = 22000.0  # the reserve covers the next 15 s: no write forced before min_ms
     ec.update(0)
     meter.energy_wh = 12.0
     ec.update(5000)
@@ -278,6 +280,8 @@ def test_write_count_is_bounded_for_a_slow_session():
     st.tuples(st.just("add"), st.floats(0, 500)),
     st.tuples(st.just("set"), st.floats(-1e6, 1e8)),
     st.tuples(st.just("reboot"), st.floats(0, 1e6)),
+    st.tuples(st.just("cut"), st.floats(0, 1e6)),
+    st.tuples(st.just("power"), st.floats(0, 60000)),
     st.tuples(st.just("flush"), st.just(0.0)),
     st.tuples(st.just("offline"), st.just(0.0)),
 ), max_size=40))
@@ -296,9 +300,15 @@ def test_total_never_decreases_whatever_the_meter_and_reboots_do(tmp_path_factor
         elif op == "set":
             meter.energy_wh = v
         elif op == "reboot":
-            ec.flush()
+            ec.flush(final=True)
             meter = FakeMeter(v)
             ec = EnergyCounter(store, meter)
+        elif op == "cut":  # power loss: no flush, the meter may restart anywhere
+            meter = FakeMeter(v)
+            ec = EnergyCounter(store, meter)
+            assert ec.total_wh >= last  # even before the first reading
+        elif op == "power":
+            meter.power_w = v
         elif op == "flush":
             ec.flush()
         else:
@@ -306,3 +316,54 @@ def test_total_never_decreases_whatever_the_meter_and_reboots_do(tmp_path_factor
         ec.update(t)
         assert ec.total_wh >= last
         last = ec.total_wh
+
+
+def test_power_cut_never_shows_less_than_what_was_shown_before(tmp_path):
+    store = Store(str(tmp_path))
+    meter = FakeMeter(0.0)
+    ec = counter(store, meter)
+    clock = [0]
+    shown = 0
+    for _ in range(40):  # 22 kW, cut at a different point after each second
+        charge(ec, meter, clock, 1, 22000)
+        shown = max(shown, ec.total_wh)
+    ec2 = counter(store, FakeMeter(0.0))  # S0 count restarts at 0, nothing flushed
+    assert ec2.total_wh >= shown
+    ec2.update(clock[0] + 1000)
+    assert ec2.total_wh >= shown
+    # ... and at most the reserve (15 s at 22 kW) above the energy that flowed.
+    assert ec2.total_wh <= int(meter.energy_wh) + 22000 * 15 // 3600 + 10
+
+
+def test_meter_that_kept_counting_past_the_reserve_is_followed(tmp_path):
+    store = Store(str(tmp_path))
+    store.write_json("energy.json", {"wh": 5000, "m": 5000.0, "c": 5030})
+    ec = counter(store, FakeMeter(5061.0))  # a Modbus register counted on past the reserve
+    assert ec.total_wh == 5030
+    ec.update(0)
+    assert ec.total_wh == 5061
+
+
+def test_clean_shutdown_resumes_at_the_exact_total(tmp_path):
+    store = Store(str(tmp_path))
+    meter = FakeMeter(0.0)
+    ec = counter(store, meter)
+    clock = [0]
+    charge(ec, meter, clock, 30, 11000)
+    exact = ec.total_wh
+    ec.flush(final=True)
+    ec2 = counter(store, FakeMeter(0.0))
+    ec2.update(clock[0] + 1000)
+    assert ec2.total_wh == exact
+
+
+def test_crossing_the_reserved_ceiling_writes_before_the_total_is_shown(tmp_path):
+    store = Store(str(tmp_path))
+    meter = FakeMeter(0.0)
+    ec = counter(store, meter)
+    ec.update(0)  # first reading: written with a ceiling of 10 Wh at no power
+    meter.energy_wh = 25.0  # power jumped: more than the reserve within one second
+    ec.update(1000)
+    assert ec.total_wh == 25
+    obj = store.read_json("energy.json")[0]
+    assert obj["c"] >= 25

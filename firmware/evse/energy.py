@@ -6,17 +6,26 @@ what was persisted: the counter then continues from the new reading instead of
 following it down. The total is an int: ESP32 floats are single precision and
 stop resolving 1 Wh above 16.7 MWh, while small ints hold up to 2**30 Wh.
 
-File (Store JSON): {"wh": total, "m": meter reading that total corresponds to}.
-Writes are rate limited for flash wear: after step_wh of change but no more
-than once per min_ms, or once per max_ms while anything changed, plus flush()
-(the transaction code calls it at start and stop).
+File (Store JSON): {"wh": total, "m": meter reading that total corresponds to,
+"c": ceiling}. Writes are rate limited for flash wear: after step_wh of change
+but no more than once per min_ms, or once per max_ms while anything changed,
+plus flush() (the transaction code calls it at start and stop).
+
+Never backwards across a power cut: the energy counted since the last write is
+lost with the RAM, yet MeterValues and the API have already shown it. So each
+write also reserves a ceiling a little above the total (the energy of the next
+reserve_s seconds at the present power, at least step_wh), and the total is
+never shown above the ceiling on flash: crossing it writes first. After a
+power cut the total resumes at the ceiling, so it is at most the reserve above
+the energy that really flowed, and never below a value shown before. A clean
+shutdown writes the exact total (flush(final=True)).
 """
 from firmware.compat import ticks_diff
 
 
 class EnergyCounter:
     def __init__(self, store, meter, name="energy.json", step_wh=10, min_ms=10000,
-                 max_ms=60000, max_w=50000, jump_wh=200):
+                 max_ms=60000, max_w=50000, jump_wh=200, reserve_s=15):
         self.store = store
         self.meter = meter
         self.name = name
@@ -29,6 +38,7 @@ class EnergyCounter:
         # (the unsaved tail of a power cut) and still be trusted as the same one.
         self.max_w = max_w
         self.jump_wh = jump_wh
+        self.reserve_s = reserve_s
         self.error = None
         self.writes = 0
         self.resets = 0  # times the meter reading was not followed (restart, swap, jump)
@@ -40,6 +50,9 @@ class EnergyCounter:
         self._at = None  # time of the last accepted reading
         self._now = None
         self._dirty = False
+        self._ceiling = 0  # highest total the flash covers; the total is never shown above it
+        self._resume = None  # ceiling of the run a power cut ended: the floor of this one
+        self._failed = False  # the last write failed: retry at the normal rate only
         obj, err = store.read_json(name)
         if err:
             self.error = err
@@ -50,12 +63,18 @@ class EnergyCounter:
                 m = obj.get("m")
                 if isinstance(m, (int, float)) and not isinstance(m, bool) and m - m == 0:
                     self._saved_ref = m
+                c = obj.get("c")
+                if isinstance(c, int) and not isinstance(c, bool) and c > wh:
+                    # The last run may have shown up to c before the power went.
+                    self._resume = c
+                self._ceiling = self._total
             else:
                 self.error = name + " invalid, counting from the meter"
 
     @property
     def total_wh(self):
-        return self._total
+        c = self._resume
+        return c if c is not None and c > self._total else self._total
 
     def update(self, now_ms):
         self._now = now_ms
@@ -65,7 +84,10 @@ class EnergyCounter:
         m = mt.energy_wh
         if mt.ok and m is not None and m - m == 0:  # m - m is NaN for NaN and inf
             self._take(m, now_ms)
-        self._maybe_save(now_ms)
+        if self._total > self._ceiling and not (self._failed and ticks_diff(now_ms, self._saved_at) < self.min_ms):
+            self._save()  # before anyone can see a total the flash does not cover
+        else:
+            self._maybe_save(now_ms)
 
     def _take(self, m, now_ms):
         ref = self._ref
@@ -93,6 +115,14 @@ class EnergyCounter:
         if w:
             self._total += w
             ref += w
+        c = self._resume
+        if c is not None:
+            # First reading after a power cut: the meter's own count across it
+            # where that is more, else the ceiling the last run may have shown.
+            self._resume = None
+            if self._total < c:
+                self._total = c
+                self._dirty = True
         self._ref = ref
         self._at = now_ms
 
@@ -105,19 +135,34 @@ class EnergyCounter:
         if since >= self.max_ms or (changed >= self.step_wh and since >= self.min_ms):
             self._save()
 
-    def flush(self):
-        """Persist now if anything changed (transaction start/stop)."""
-        if self._ref is not None and (self._total != self._saved or self._dirty):
-            self._save()
+    def flush(self, final=False):
+        """Persist now if anything changed (transaction start/stop); final: the
+        exact total without a reserve (a clean shutdown)."""
+        if self._ref is not None and (self._total != self._saved or self._dirty
+                                      or (final and self._ceiling != self._total)):
+            self._save(final)
 
-    def _save(self):
+    def _reserve(self):
+        p = getattr(self.meter, "power_w", 0)
+        w = self.step_wh
+        if isinstance(p, (int, float)) and p - p == 0 and p > 0:
+            r = int(min(p, self.max_w) * self.reserve_s / 3600)
+            if r > w:
+                w = r
+        return w
+
+    def _save(self, final=False):
         if self._now is not None:
             self._saved_at = self._now  # also after a failure: retry at the normal rate
+        c = self._total if final else self._total + self._reserve()
         try:
-            self.store.write_json(self.name, {"wh": self._total, "m": self._ref})
+            self.store.write_json(self.name, {"wh": self._total, "m": self._ref, "c": c})
         except OSError:
             self.error = self.name + " write failed"
+            self._failed = True
             return
+        self._failed = False
         self.writes += 1
         self._saved = self._total
+        self._ceiling = c
         self._dirty = False
