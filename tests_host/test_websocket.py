@@ -279,6 +279,56 @@ def test_handshake_is_bounded_by_timeout():
 
 # -- broken and hostile servers --
 
+def endless_handshake(line_end):
+    """A server whose handshake response never ends: one endless header line
+    (line_end=b"") or endless short header lines (line_end=b"\r\n")."""
+    chunk = (b"a" * 98 + line_end + (b"X-Flood: " if line_end else b"")) * 40
+
+    async def handler(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nX-Flood: ")
+        try:
+            for _ in range(4096):  # 16 MB at most: far beyond any charger's heap
+                writer.write(chunk)
+                await writer.drain()
+            await reader.read()
+        except OSError:
+            pass
+    return handler
+
+
+@pytest.mark.parametrize("line_end, error", [(b"", "handshake response line longer than 2048 bytes"),
+                                             (b"\r\n", "more than 64 handshake headers")])
+def test_endless_handshake_response_fails_with_a_clear_error(line_end, error):
+    async def main():
+        async with raw_server(endless_handshake(line_end)) as url:
+            with pytest.raises(WebSocketError) as e:
+                await WebSocket.connect(url, timeout_ms=T * 1000)
+            assert str(e.value) == error
+    run(main())
+
+
+@pytest.mark.micropython
+@pytest.mark.parametrize("line_end, error", [(b"", "handshake response line longer than 2048 bytes"),
+                                             (b"\r\n", "more than 64 handshake headers")])
+def test_endless_handshake_response_fails_on_micropython(line_end, error):
+    code = r"""
+import asyncio
+from firmware.ocpp.websocket import WebSocket, WebSocketError
+async def main():
+    try:
+        await WebSocket.connect(%r, timeout_ms=10000)
+    except WebSocketError as e:
+        print("refused", e)
+asyncio.run(main())
+"""
+
+    async def main():
+        async with raw_server(endless_handshake(line_end)) as url:
+            return await run_micropython(code % url)
+    assert run(main(), 90)[0] == "refused " + error
+
+
 def test_half_frame_then_drop_raises_connection_closed():
     async def handler(reader, writer):
         await raw_handshake(reader, writer)

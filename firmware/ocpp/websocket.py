@@ -20,10 +20,12 @@ _OP_PONG = const(10)
 _RXBUF_SIZE = const(1024)  # messages up to this size are received without a new buffer
 _CLOSE_WAIT_MS = const(2000)  # bound on waiting for the server's close frame / TCP close
 _MAX_HEADER_LINES = const(64)
+_MAX_LINE = const(2048)  # longest handshake response line accepted (a hostile server cannot fill the heap)
 _KEEPALIVE_GRACE_MS = const(1000)
 _TOO_BIG = const(0x3FFFFFFF)  # stands for any 64-bit length beyond a small int
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_HANDSHAKE_HEADERS = ("upgrade", "connection", "sec-websocket-accept", "sec-websocket-protocol")
 _UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 _PATH_SAFE = _UNRESERVED + "!$&'()*+,;=:@/?"
 _HEX = "0123456789abcdefABCDEF"
@@ -187,23 +189,24 @@ class WebSocket:
         self._w.write("".join(req).encode())
         await self._w.drain()
 
-        parts = (await self._r.readline()).decode().split(None, 2)
+        parts = (await self._readline()).decode().split(None, 2)
         if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
             raise WebSocketError("bad handshake response")
         if parts[1] != "101":
             raise WebSocketError("HTTP %s %s" % (parts[1], parts[2].strip() if len(parts) > 2 else ""))
         got = {}
         for _ in range(_MAX_HEADER_LINES):
-            line = (await self._r.readline()).decode()
+            line = (await self._readline()).decode()
             if not line:
                 raise WebSocketError("connection closed during handshake")
             if not line.strip():
                 break
             i = line.find(":")
-            if i > 0:
-                got[line[:i].strip().lower()] = line[i + 1:].strip()
+            name = line[:i].strip().lower() if i > 0 else ""
+            if name in _HANDSHAKE_HEADERS:  # keep only what is checked
+                got[name] = line[i + 1:].strip()
         else:
-            raise WebSocketError("too many handshake headers")
+            raise WebSocketError("more than %d handshake headers" % _MAX_HEADER_LINES)
         if got.get("upgrade", "").lower() != "websocket":
             raise WebSocketError("missing Upgrade: websocket header")
         if "upgrade" not in [t.strip() for t in got.get("connection", "").lower().split(",")]:
@@ -217,6 +220,22 @@ class WebSocket:
         if proto and not subprotocols:
             raise WebSocketError("server chose unoffered subprotocol " + proto)
         self.subprotocol = proto
+
+    async def _readline(self):
+        """One handshake response line (b"" at end of stream), at most _MAX_LINE bytes.
+
+        Read a byte at a time, so nothing after the handshake is consumed."""
+        line = bytearray()
+        one = self._rxmv[:1]
+        while len(line) < _MAX_LINE:
+            try:
+                await self._fill(one)
+            except EOFError:
+                return line
+            line.append(self._rxbuf[0])
+            if self._rxbuf[0] == 10:
+                return line
+        raise WebSocketError("handshake response line longer than %d bytes" % _MAX_LINE)
 
     # -- receiving --
 
