@@ -247,12 +247,19 @@ class OcppSession:
                 status = res["status"]
                 self.registration = status
                 self.clock.set_iso(res["currentTime"])
-                if res["interval"] > 0:
-                    interval = res["interval"]
+                given = self._boot_interval(res["interval"])
+                if given:
+                    interval = given
                 log.info("BootNotification " + status)
                 if status == "Accepted":
                     self._accepted_boot = (gen, payload)
-                    self.settings.set("HeartbeatInterval", interval)
+                    hb = self.settings.find("HeartbeatInterval")
+                    if not given and not hb.value:
+                        given = hb.default  # 0 means "the charger chooses": never no heartbeat at all
+                    if given:
+                        err = self.settings.set("HeartbeatInterval", given)
+                        if err:
+                            log.error("BootNotification interval: " + err)
                     return
                 if status == "Rejected":
                     log.error("BootNotification Rejected, retry in %d s" % interval)
@@ -262,6 +269,17 @@ class OcppSession:
                 log.error("BootNotification: CALLERROR %s" % (e,))
             # Pending: the CSMS may trigger a new BootNotification earlier.
             await self._pause(self._boot_wake, interval * 1000)
+
+    def _boot_interval(self, iv):
+        """The CSMS's BootNotification interval in seconds, 0 when it leaves the choice to
+        the charger; clamped to what HeartbeatInterval accepts."""
+        hi = self.settings.find("HeartbeatInterval").hi
+        if iv <= 0:
+            return 0
+        if iv > hi:
+            log.warn("BootNotification interval %d s above the maximum, %d s used" % (iv, hi))
+            return hi
+        return iv
 
     async def _heartbeats(self):
         while True:

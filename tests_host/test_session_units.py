@@ -1,0 +1,125 @@
+"""The OCPP session's registration and reconnect timing, in process: the CSMS's
+answers and the connection come from fakes, and waits are recorded, not slept."""
+import asyncio
+
+import pytest
+
+from firmware.clock import Clock
+from firmware.ocpp import session as session_mod
+from firmware.ocpp.session import DEFAULT_BOOT_RETRY_S, OcppSession, define_keys
+from firmware.settings import Settings
+
+BOOT = {"chargePointVendor": "ACME", "chargePointModel": "Wallbox-1"}
+NOW = "2031-01-01T00:00:00Z"
+
+
+class Stop(Exception):
+    """Ends a loop that would otherwise run forever."""
+
+
+def make(**values):
+    settings = Settings()
+    define_keys(settings)
+    for k, v in values.items():
+        assert settings.set(k, v) is None
+    ticks = [0]
+    return OcppSession(settings, Clock(lambda: ticks[0]), BOOT)
+
+
+def fake_pause(session, limit=None):
+    """Replace the session's waits: record each (ms) and return at once (not woken)."""
+    waits = []
+
+    async def pause(event, ms):
+        waits.append(ms)
+        if limit is not None and len(waits) >= limit:
+            raise Stop()
+        return False
+    session._pause = pause
+    return waits
+
+
+def fake_csms(session, answers):
+    """BootNotification answers in order: (status, interval)."""
+    sent = []
+    answers = list(answers)
+
+    async def call(action, payload, timeout_ms=None, msg_id=None):
+        sent.append(action)
+        status, interval = answers.pop(0)
+        return {"status": status, "currentTime": NOW, "interval": interval}
+    session.rpc.call = call
+    return sent
+
+
+def boot(session):
+    asyncio.run(asyncio.wait_for(session._boot(0), 5))
+
+
+def test_accepted_interval_sets_the_heartbeat_interval():
+    s = make()
+    fake_pause(s)
+    fake_csms(s, [("Accepted", 60)])
+    boot(s)
+    assert s.settings.get("HeartbeatInterval") == 60 and s.registration == "Accepted"
+    assert s.clock.iso() == NOW
+
+
+def test_accepted_interval_zero_keeps_the_configured_heartbeat_interval():
+    s = make(HeartbeatInterval=120)
+    fake_pause(s)
+    fake_csms(s, [("Accepted", 0)])
+    boot(s)
+    assert s.settings.get("HeartbeatInterval") == 120
+
+
+def test_accepted_interval_zero_with_heartbeats_off_uses_the_default():
+    s = make(HeartbeatInterval=0)
+    fake_pause(s)
+    fake_csms(s, [("Accepted", 0)])
+    boot(s)
+    assert s.settings.get("HeartbeatInterval") == 300
+
+
+def test_pending_interval_zero_retries_after_the_default_wait():
+    s = make()
+    waits = fake_pause(s)
+    sent = fake_csms(s, [("Pending", 0), ("Rejected", -5), ("Accepted", 30)])
+    boot(s)
+    assert waits == [DEFAULT_BOOT_RETRY_S * 1000] * 2 and sent == ["BootNotification"] * 3
+
+
+def test_interval_above_the_maximum_is_clamped_not_ignored():
+    s = make()
+    hi = s.settings.find("HeartbeatInterval").hi
+    waits = fake_pause(s)
+    fake_csms(s, [("Pending", 10 ** 9), ("Accepted", hi + 1)])
+    boot(s)
+    assert waits == [hi * 1000]
+    assert s.settings.get("HeartbeatInterval") == hi
+
+
+def test_failed_connections_wait_longer_each_time_with_jitter(monkeypatch):
+    s = make(ocppe=True, ocppu="ws://127.0.0.1:9/ocpp/CP1")
+    attempts = []
+
+    async def connect(url):
+        attempts.append(url)
+        raise OSError("connection refused")
+    s._connect = connect
+    monkeypatch.setattr(session_mod.log, "verbose", False)
+    runs = []
+    for _ in range(2):
+        waits = fake_pause(s, limit=8)
+        with pytest.raises(Stop):
+            asyncio.run(asyncio.wait_for(s.run(), 5))
+        runs.append(waits)
+        s._backoff.reset()
+    assert len(attempts) == 16
+    for waits in runs:
+        # Doubling with +-25 % jitter: each wait is longer than the one before, up to the cap.
+        assert all(b > a for a, b in zip(waits, waits[1:6])), waits
+        for n, ms in enumerate(waits[:6]):
+            assert 0.75 * 1000 * 2 ** n <= ms <= 1.25 * 1000 * 2 ** n
+        assert 45000 <= waits[6] <= 60000 and 45000 <= waits[7] <= 60000
+    assert runs[0] != runs[1]  # jittered: two chargers do not retry in step
