@@ -70,6 +70,70 @@ def test_no_offer_below_six_amps():
     assert r.ctrl.ocpp_status == "SuspendedEVSE"
 
 
+def offer_ms_before_closing(r, limit=100):
+    """Steps until the contactor closes; ms from the tick the offer started to the closing tick."""
+    since = r.now if r.ctrl.offering else None
+    for _ in range(limit):
+        offering_before = r.ctrl.offering
+        r.step()
+        if r.d.contactor.level:
+            assert offering_before, "closed in the tick the offer started"
+            return r.now - since
+        if r.ctrl.offering and since is None:
+            since = r.now
+        elif not r.ctrl.offering:
+            since = None
+    raise AssertionError("never closed")
+
+
+def test_ev_waiting_in_c_gets_the_offer_before_the_contactor_closes():
+    r = Rig()
+    r.ctrl.set_limit("amp", 16)
+    r.ev = "C"
+    r.step(10)
+    r.ctrl.authorize(True)
+    r.step()
+    assert r.ctrl.offering and not r.ctrl.contactor_closed
+    assert offer_ms_before_closing(r) >= 100
+
+
+def test_limit_rising_back_above_six_amps_offers_before_closing():
+    r = charging_rig()
+    r.ctrl.set_limit("amp", 0)
+    r.step(200)
+    assert not r.ctrl.contactor_closed and not r.ctrl.offering
+    r.ctrl.set_limit("amp", 16)
+    r.step()
+    assert r.ctrl.offering and not r.ctrl.contactor_closed
+    assert offer_ms_before_closing(r) >= 100
+
+
+def test_contactor_never_closes_when_the_first_samples_under_pwm_show_no_diode():
+    r = Rig()
+    r.ctrl.set_limit("amp", 16)
+    r.ev = "C"
+    r.diode = False
+    r.step(10)
+    r.ctrl.authorize(True)
+    for _ in range(50):
+        r.step()
+        assert r.d.contactor.level == 0
+    assert r.ctrl.fault == Err.DIODE
+
+
+def test_pilot_sample_without_pwm_never_counts_for_closing():
+    # Ticks 5 ms apart: the time alone would pass before any sample saw the PWM.
+    r = Rig({"offer_before_close_ms": 0})
+    r.ctrl.set_limit("amp", 16)
+    r.ev = "C"
+    r.step(10)
+    r.ctrl.authorize(True)
+    r.step()
+    assert r.ctrl.offering and r.d.contactor.level == 0
+    r.step()
+    assert r.d.contactor.level == 1
+
+
 # ---- hard stops ----
 
 def test_contactor_opens_in_the_tick_state_a_is_detected():
@@ -124,7 +188,7 @@ def test_pilot_e_is_a_fault_that_ends_with_the_short():
     assert r.ctrl.ocpp_status == "Faulted"
     assert r.ctrl.ocpp_error_code == "EVCommunicationError"
     r.ev = "C"
-    r.step(5)
+    r.step(10)
     assert r.ctrl.fault == 0
     assert r.ctrl.contactor_closed
 

@@ -132,7 +132,7 @@ def test_ust_auto_unlock_relocks_when_ev_wants_more():
     r.ev = "B"
     r.step(3)
     r.ev = "C"
-    r.step(5)
+    r.step(10)
     assert r.d.lock.level == 1
     assert r.ctrl.contactor_closed
 

@@ -46,7 +46,13 @@ def test_switch_while_charging_follows_the_safe_sequence():
     r.draw = None
     r.step(240)
     assert r.ctrl.duty_permille == 1000
-    r.step(15)
+    # 5. the EV, still in C, sees the offer before the contactor closes
+    while not r.ctrl.offering:
+        r.step()
+    assert not r.ctrl.contactor_closed
+    r.step(4)
+    assert not r.ctrl.contactor_closed
+    r.step(2)
     assert r.ctrl.offered_amps == 16
     assert r.ctrl.contactor_closed
     assert not r.ctrl.phase_switching

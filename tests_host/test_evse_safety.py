@@ -4,8 +4,10 @@ states, noisy pilot samples, faults, limits and commands (hypothesis).
 Checked after every control tick:
 - the contactor is never closed in A, B, E, F (or D without ventilation), with
   any fault, with residual current present, or with the lock not locked;
-- it only ever closes in a tick that offers PWM; once the offer is withdrawn it
-  stays closed at most the stop grace time (the normal stop of IEC 61851-1);
+- it only ever closes after the PWM offer has been on for the close delay and
+  the pilot sample of the closing tick, taken under that offer, showed the
+  diode; once the offer is withdrawn it stays closed at most the stop grace time
+  (the normal stop of IEC 61851-1);
 - it is open in the same tick the controller reports state A, and at the latest
   `debounce` ticks after the pilot shows A;
 - no PWM offer without a plugged EV or with a fault;
@@ -22,6 +24,7 @@ from firmware.evse.pilot import PilotStateMachine
 from tests_host.fakes import Rig, pilot_levels
 
 STOP_GRACE_MS = 3000
+OFFER_BEFORE_CLOSE_MS = 100
 
 ev_state = st.sampled_from("AABBCCCCCCDEF")
 ACTIONS = {
@@ -60,6 +63,7 @@ class Checker:
         self.rnd = random.Random(seed)
         self.jitter = jitter
         self.last_offer = None
+        self.offer_since = None  # when the PWM offer started, None while off
         self.a_run = 0  # ticks in a row whose sample is clearly A
         self.welded = False
         self.max_dt = 20
@@ -79,18 +83,24 @@ class Checker:
         r.d.pilot_adc.set_mv(high, low + noise)
         before_closed = r.d.contactor.level
         before_relay = r.d.phase_relay.level
+        # The PWM this tick's sample was taken under (the offer of the previous tick).
+        before_offer_since = self.offer_since
         r.ctrl.tick(r.now)
         self.ticks += 1
         self.a_run = self.a_run + 1 if high >= 10900 else 0
-        self.check(before_closed, before_relay)
+        self.check(before_closed, before_relay, before_offer_since)
 
-    def check(self, before_closed, before_relay):
+    def check(self, before_closed, before_relay, before_offer_since):
         r = self.r
         c = r.ctrl
         closed = r.d.contactor.level == 1
         offering = r.d.pilot_pwm.duty_u16() < 65535
         if offering:
             self.last_offer = r.now
+            if self.offer_since is None:
+                self.offer_since = r.now
+        else:
+            self.offer_since = None
         if closed:
             assert c.pilot_state == "C" or (c.pilot_state == "D" and self.allow_d), c.pilot_state
             assert c.fault == 0, c.fault
@@ -103,6 +113,9 @@ class Checker:
                 assert c.offered_amps >= 6
             if not before_closed:
                 assert offering, "closed in a tick without PWM offer"
+                assert before_offer_since is not None, "closed in the tick the offer started"
+                assert r.now - before_offer_since >= OFFER_BEFORE_CLOSE_MS, "closed before the EV saw the offer"
+                assert r.diode, "closed without a diode check passing under PWM"
         if c.pilot_state == "A" or self.a_run >= 2:
             assert not closed
         if c.pilot_state in "AEF" or c.fault:

@@ -3,7 +3,8 @@ and the safety interlocks, as one control step over injected drivers.
 
 Safety rules this module owns:
 - the contactor closes only in state C (or D when ventilation is configured),
-  with the PWM offer on, the session authorized, no fault and the lock locked;
+  with the PWM offer on for offer_before_close_ms and the diode seen under it,
+  the session authorized, no fault and the lock locked;
 - it opens in the same tick on A, B, E, F, a refused D, residual current or any
   fault; the RCM interrupt opens it even before the next tick;
 - a normal stop (deauthorize, limit below 6 A, force off, disable, phase switch,
@@ -53,6 +54,9 @@ DEFAULTS = {
     "overcurrent_margin_a": 2.0,
     "overcurrent_grace_ms": 5000,
     "contactor_settle_ms": 300,
+    # The EV must have seen the PWM offer this long, and the last pilot sample
+    # (taken under the PWM) must show C with the diode, before the contactor closes.
+    "offer_before_close_ms": 100,
     "phase_pause_ms": 5000,
     "lock_timeout_ms": 1500,
     "temp_derate_c": 60,
@@ -84,6 +88,7 @@ class ChargeController:
         self._stop_current = float(_opt(config, "stop_current_a"))
         self._oc_margin_da = int(_opt(config, "overcurrent_margin_a") * 10)
         self._oc_grace = _opt(config, "overcurrent_grace_ms")
+        self._close_delay = _opt(config, "offer_before_close_ms")
 
         self._pwm = drivers.pilot_pwm
         self._adc = drivers.pilot_adc
@@ -120,6 +125,7 @@ class ChargeController:
         self._offering = False
         self._duty = DUTY_OFF
         self._offer_da = 0
+        self._offer_since = 0  # when the PWM offer last started
         self._oc_limit = 0.0  # A: current above which the EV overdraws the offer
         self._oc = False
         self._oc_since = 0
@@ -351,8 +357,11 @@ class ChargeController:
             c.open()
         elif offer:
             self._stopping = False
+            # Close only once the EV has had the offer for a while and the sample
+            # of this tick, taken under that offer, shows C with a working diode.
             # The RCM ISR may have fired since the fault check above.
-            if not self._rcm_trip:
+            if (not c.closed and pilot.pwm_ok and not self._rcm_trip
+                    and ticks_diff(now, self._offer_since) >= self._close_delay):
                 c.close()
         elif c.closed:
             # Normal stop: the offer goes first; the contactor follows.
@@ -372,6 +381,8 @@ class ChargeController:
         duty = amps_to_duty(da) if offer else DUTY_OFF
         self._offering = offer
         if duty != self._duty:
+            if self._duty == DUTY_OFF:
+                self._offer_since = now
             self._duty = duty
             self._pwm.duty_u16(duty_to_u16(duty))
         oda = da if offer else 0

@@ -71,6 +71,8 @@ class PilotStateMachine:
         self.hysteresis_mv = hysteresis_mv
         self.state = PILOT_A
         self.diode_fault = False
+        # The last sample was taken under PWM, in a steady B..D, and showed the diode.
+        self.pwm_ok = False
         self._cand = PILOT_A
         self._count = 0
         self._diode_count = 0
@@ -119,16 +121,19 @@ class PilotStateMachine:
                 self.state = raw
                 self._count = 0
         st = self.state
-        # low_mv None: the sampler could not catch the low phase (very high duty).
-        if pwm_on and low_mv is not None and PILOT_B <= st <= PILOT_D and raw == st:
-            if low_mv > DIODE_LOW_MAX_MV:
+        ok = False
+        if pwm_on and PILOT_B <= st <= PILOT_D and raw == st:
+            # low_mv None: the sampler could not catch the low phase (very high duty).
+            if low_mv is not None and low_mv > DIODE_LOW_MAX_MV:
                 self._diode_count += 1
                 if self._diode_count >= self.debounce:
                     self.diode_fault = True
             else:
                 self._diode_count = 0
+                ok = True
         else:
             self._diode_count = 0
+        self.pwm_ok = ok
         if st == PILOT_A:
             # Unplugging ends a diode fault: the next EV gets a fresh check.
             self.diode_fault = False
