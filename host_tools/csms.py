@@ -15,7 +15,9 @@ import datetime
 import http
 import itertools
 import json
+import os
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -64,6 +66,7 @@ class CentralChargePoint(ChargePoint):
         self.frames = []  # (direction, text): "<" from the charger, ">" to it
         self.received = []  # (action, camelCase payload) of the charger's CALLs
         self.connected_at = time.monotonic()
+        self.connected = True  # False once this connection has ended
         super().__init__(cp_id, _Conn(ws, self), response_timeout=csms.response_timeout)
 
     def record(self, direction, text):
@@ -185,7 +188,7 @@ class Csms:
     async def _process_request(self, connection, request):
         path = urllib.parse.urlsplit(request.path)
         if path.path == "/chargers":
-            body = json.dumps({k: {"connected": cp in self.connections} for k, cp in self.chargers.items()})
+            body = json.dumps({k: {"connected": cp.connected} for k, cp in self.chargers.items()})
             return self._http(200, body)
         if path.path.startswith("/call/"):
             parts = path.path.split("/")
@@ -229,6 +232,7 @@ class Csms:
         except websockets.ConnectionClosed:
             pass
         finally:
+            cp.connected = False
             if self.verbose:
                 print("%s charger %s disconnected" % (now_iso()[11:23], cp_id), flush=True)
             self.changed()
@@ -251,12 +255,89 @@ class Csms:
                                        urllib.parse.quote(cp_id, safe=""))
 
 
+class StdinLines:
+    """Lines typed at the prompt, read so that neither the event loop nor its
+    shutdown (Ctrl-C) ever waits for the user to press Enter.
+
+    The terminal is watched by the event loop and read only when it has data;
+    where the loop cannot watch stdin (a regular file, another platform) a
+    daemon thread reads it, which never holds up the interpreter's exit.
+    """
+
+    def __init__(self):
+        self._loop = asyncio.get_running_loop()
+        self._lines = asyncio.Queue()
+        self._buf = b""
+        self._fd = None
+        try:
+            fd = sys.stdin.fileno()
+        except (AttributeError, OSError, ValueError):  # no stdin at all
+            self._lines.put_nowait(None)
+            return
+        try:
+            self._loop.add_reader(fd, self._readable)
+            self._fd = fd
+        except (NotImplementedError, OSError, ValueError):
+            threading.Thread(target=self._read_blocking, daemon=True).start()
+
+    def _readable(self):
+        try:
+            data = os.read(self._fd, 4096)  # ready: returns what is there without blocking
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.close()
+            if self._buf:
+                self._lines.put_nowait(self._buf.decode(errors="replace"))
+            self._lines.put_nowait(None)
+            return
+        self._buf += data
+        *lines, self._buf = self._buf.split(b"\n")
+        for line in lines:
+            self._lines.put_nowait(line.decode(errors="replace") + "\n")
+
+    def _read_blocking(self):
+        for line in iter(sys.stdin.readline, ""):
+            if not self._put(line):
+                return
+        self._put(None)
+
+    def _put(self, line):
+        try:
+            self._loop.call_soon_threadsafe(self._lines.put_nowait, line)
+            return True
+        except RuntimeError:  # the loop has closed: the program is ending
+            return False
+
+    async def readline(self):
+        """The next line with its newline; "" at end of input."""
+        line = await self._lines.get()
+        if line is None:
+            self._lines.put_nowait(None)
+            return ""
+        return line
+
+    def close(self):
+        if self._fd is not None:
+            self._loop.remove_reader(self._fd)
+            self._fd = None
+
+
 async def _prompt(csms):
     """Read `Action {json}` lines (or `@cp_id Action {json}`) and send them."""
-    loop = asyncio.get_running_loop()
+    stdin = StdinLines()
     print("csms> type: Action {json payload}, e.g. RemoteStartTransaction {\"idTag\": \"CARD1\"}", flush=True)
+    try:
+        await _prompt_loop(csms, stdin)
+    finally:
+        stdin.close()
+
+
+async def _prompt_loop(csms, stdin):
     while True:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
+        line = await stdin.readline()
         if not line:
             return
         line = line.strip()
@@ -283,9 +364,12 @@ async def run(args):
     csms = await Csms(args.host, args.port, args.boot_status, args.interval).start()
     print("CSMS listening on ws://%s:%d/<charge point id>  (commands: GET /call/<cp>/<Action>?payload=<json>)"
           % (args.host, csms.port), flush=True)
-    if args.prompt:
-        await _prompt(csms)  # returns at end of input; keep serving after it
-    await asyncio.Future()
+    try:
+        if args.prompt:
+            await _prompt(csms)  # returns at end of input; keep serving after it
+        await asyncio.Future()
+    finally:
+        await csms.stop()
 
 
 def main(argv=None):

@@ -2,6 +2,7 @@
 and `make sim` (devsim: CSMS plus one simulated charger)."""
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -41,11 +42,11 @@ def test_csms_http_endpoint_sends_a_command_to_a_connected_charger(sims, tmp_pat
 
 
 class Proc:
-    def __init__(self, cmd):
+    def __init__(self, cmd, stdin=subprocess.PIPE):
         self.lines = []
         self.cond = threading.Condition()
         self.p = subprocess.Popen(cmd, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.PIPE, text=True, bufsize=1, start_new_session=True)
+                                  stdin=stdin, text=True, bufsize=1, start_new_session=True)
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
@@ -70,6 +71,60 @@ class Proc:
                 self.p.wait(5)
 
 
+def test_chargers_endpoint_shows_a_disconnected_charger_as_not_connected(sims, tmp_path, csms):
+    sim = sims("cpython", tmp_path / "flash", url=csms.url("DEV2")).start()
+    csms.wait_received("BootNotification", 1, cp_id="DEV2")
+    base = "http://127.0.0.1:%d" % csms.csms.port
+    assert http_get(base + "/chargers") == (200, {"DEV2": {"connected": True}})
+    sim.kill()
+    csms.wait_for(lambda: not csms.cp("DEV2").connected, timeout=20)
+    assert http_get(base + "/chargers") == (200, {"DEV2": {"connected": False}})
+
+
+@pytest.fixture
+def terminal():
+    """A pseudo-terminal for a tool's stdin, as when run by hand; nothing is ever typed."""
+    master, slave = pty.openpty()
+    yield slave
+    os.close(slave)
+    os.close(master)
+
+
+def interrupt(proc, within=5):
+    """Ctrl-C as a terminal sends it (SIGINT to the process group); the tool must end promptly."""
+    os.killpg(proc.p.pid, signal.SIGINT)
+    try:
+        proc.p.wait(within)
+    except subprocess.TimeoutExpired:
+        proc.stop()
+        pytest.fail("still running %d s after Ctrl-C:\n%s" % (within, "\n".join(proc.lines[-20:])))
+
+
+def test_csms_ends_promptly_on_ctrl_c_while_waiting_at_the_prompt(terminal):
+    proc = Proc([sys.executable, "-m", "host_tools", "csms", "--port", "0"], stdin=terminal)
+    try:
+        proc.wait_line(lambda x: x.startswith("csms> type:"))
+        interrupt(proc)
+    finally:
+        proc.stop()
+
+
+def test_csms_prompt_sends_a_typed_command_to_the_charger(sims, tmp_path):
+    port = free_port()
+    proc = Proc([sys.executable, "-m", "host_tools", "csms", "--port", str(port)])
+    try:
+        proc.wait_line(lambda x: x.startswith("csms> type:"))
+        sims("cpython", tmp_path / "flash", url="ws://127.0.0.1:%d/ocpp/DEV3" % port).start()
+        proc.wait_line(lambda x: "charger DEV3 connected" in x)
+        proc.p.stdin.write('GetConfiguration {"key": ["HeartbeatInterval"]}\n')
+        proc.p.stdin.flush()
+        line = proc.wait_line(lambda x: x.startswith("csms> DEV3 answered"))
+        assert '"key": "HeartbeatInterval"' in line
+        interrupt(proc)
+    finally:
+        proc.stop()
+
+
 def test_devsim_starts_csms_and_a_connected_charger_and_prints_its_api(tmp_path):
     port = free_port()
     proc = Proc([sys.executable, "-m", "host_tools", "devsim", "--runtime", "cpython", "--http", "127.0.0.1:%d" % port,
@@ -84,3 +139,15 @@ def test_devsim_starts_csms_and_a_connected_charger_and_prints_its_api(tmp_path)
     finally:
         proc.stop()
     assert proc.p.returncode is not None
+
+
+def test_devsim_ends_promptly_on_ctrl_c_while_waiting_at_the_prompt(tmp_path, terminal):
+    proc = Proc([sys.executable, "-m", "host_tools", "devsim", "--runtime", "cpython",
+                 "--http", "127.0.0.1:%d" % free_port(), "--csms-port", "0", "--state", str(tmp_path / "flash")],
+                stdin=terminal)
+    try:
+        proc.wait_line(lambda x: "charger API:" in x)
+        proc.wait_line(lambda x: x.startswith("csms> type:"))
+        interrupt(proc)
+    finally:
+        proc.stop()
