@@ -91,6 +91,8 @@ class Transactions:
         self.plug_expired = False  # ConnectionTimeOut passed with no authorization: status Available
         self._hold_tag = None  # idTag that releases the held cable lock
         self._recovered = False
+        self._unsent = None  # (payload, ref) of a StopTransaction the queue could not take yet
+        self._full_said = False
         self._start_ls = []
         self._stop_ls = []
         self.trx = None  # Setting of go-e trx
@@ -124,6 +126,8 @@ class Transactions:
         if not c.enabled:
             # Unavailable (ChangeAvailability Inoperative): no transaction may start.
             log.warn("connector unavailable: authorization of %s not used" % tag)
+            return
+        if not self._room():
             return
         self._grant = [tag, card, ticks_ms()]
         self._plug_ms = None
@@ -192,6 +196,16 @@ class Transactions:
         asyncio.create_task(self.authorize_tag(tag))
 
     # -- start and stop -----------------------------------------------------------------
+    def _room(self):
+        """False (reported once) while a new transaction's messages could not be kept."""
+        if self._unsent is None and (not self._ocpp_on() or self.queue.room_for_transaction()):
+            self._full_said = False
+            return True
+        if not self._full_said:
+            self._full_said = True
+            log.error("transaction queue full: no new transaction until the central system takes the queued ones")
+        return False
+
     def _start(self, tag, card):
         app = self.app
         self._grant = None
@@ -220,12 +234,21 @@ class Transactions:
             except Exception as e:  # noqa: BLE001
                 log.exception("on_start", e)
 
-    def _write(self, tx):
+    def _write(self, tx, stop=None):
+        rec = {"on": True, "ref": tx.ref, "tag": tx.id_tag, "ms": tx.meter_start, "s": tx.start_s, "c": tx.card,
+               "q": tx.queued}
+        if stop is not None:
+            rec["stop"] = stop  # the StopTransaction the queue could not take
         try:
-            self.app.store.write_json(TX_FILE, {"on": True, "ref": tx.ref, "tag": tx.id_tag, "ms": tx.meter_start,
-                                                "s": tx.start_s, "c": tx.card, "q": tx.queued})
+            self.app.store.write_json(TX_FILE, rec)
         except OSError as e:
             log.error("tx.json not saved: %s" % e)
+
+    def _retry_unsent(self):
+        p, ref = self._unsent
+        if self.queue.push("StopTransaction", p, tx_ref=ref):
+            self._unsent = None
+            self.app.store.delete(TX_FILE)
 
     def stop_now(self, reason, tag=None):
         """Stop the running transaction now (synchronous: the StopTransaction is on flash on return)."""
@@ -256,8 +279,12 @@ class Transactions:
                         p["transactionData"] = data
                 except Exception as e:  # noqa: BLE001 - metering must not cost the StopTransaction
                     log.exception("stop_data", e)
-            self.queue.push("StopTransaction", p, tx_ref=tx.ref)
-        app.store.delete(TX_FILE)
+            if not self.queue.push("StopTransaction", p, tx_ref=tx.ref):
+                # Never lost: tx.json keeps it for the next boot, the rules retry it.
+                self._unsent = (p, tx.ref)
+                self._write(tx, p)
+        if self._unsent is None:
+            app.store.delete(TX_FILE)
         if tx.card is not None and self.cards is not None:
             self.cards.add_energy(tx.card, stop_wh - tx.meter_start)
         c = self.controller
@@ -294,6 +321,12 @@ class Transactions:
             if q.has_stop(ref):
                 self.app.store.delete(TX_FILE)  # stopped just before the cut
                 return
+            stop = obj.get("stop")
+            if isinstance(stop, dict):
+                # Stopped, but the queue could not take the StopTransaction then.
+                self._unsent = (stop, ref)
+                self._retry_unsent()
+                return
             if not q.knows(ref):
                 # Cut between tx.json and the StartTransaction: queue it now.
                 p = {"connectorId": 1, "idTag": tx.id_tag, "meterStart": tx.meter_start}
@@ -323,6 +356,8 @@ class Transactions:
     def step(self, now):
         c = self.controller
         s = self.settings
+        if self._unsent is not None:
+            self._retry_unsent()
         take = getattr(self.app.board, "take_rfid", None)
         if take is not None:
             tag = take()
@@ -358,7 +393,11 @@ class Transactions:
             return
         g = self._grant
         if g is not None:
-            if plugged and not c.fault:
+            if not c.enabled:
+                # Made Inoperative (ChangeAvailability) while waiting for the plug.
+                log.info("connector unavailable: authorization of %s cancelled" % g[0])
+                self._cancel_grant()
+            elif plugged and not c.fault:
                 self._start(g[0], g[1])
             elif not plugged and ticks_diff(now, g[2]) > s.get("ConnectionTimeOut") * 1000:
                 log.info("ConnectionTimeOut: authorization of %s cancelled" % g[0])
@@ -366,7 +405,8 @@ class Transactions:
             return
         if (plugged and not self._wait_unplug and not self._authorizing and c.enabled and not c.fault
                 and (s.get("acs") == 0 or c.force == 2)):
-            self._start(self._free_tag(), None)
+            if self._room():
+                self._start(self._free_tag(), None)
         elif plugged and not self._wait_unplug:
             if self._plug_ms is None:
                 self._plug_ms = now
@@ -397,7 +437,7 @@ class Transactions:
     def remote_start(self, p):
         c = self.controller
         cid = p.get("connectorId")
-        if (cid is not None and cid != 1) or self.current is not None or not c.enabled or c.fault:
+        if (cid is not None and cid != 1) or self.current is not None or not c.enabled or c.fault or not self._room():
             return {"status": "Rejected"}
         limit = None
         prof = p.get("chargingProfile")

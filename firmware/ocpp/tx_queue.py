@@ -12,7 +12,11 @@ reboot) get the real id at send time.
 
 Rules:
 - full (max_messages): the oldest MeterValues give way, reported in ocpple;
-  StartTransaction and StopTransaction are never dropped for room.
+  StartTransaction and StopTransaction are never dropped for room. When the
+  queue holds nothing but those, a new MeterValues is not queued (reported),
+  and no new transaction starts (room_for_transaction() is False, reported by
+  the transaction code) until the central system has taken some: the bound is
+  max_messages plus the StopTransaction of the transaction already running.
 - retries: a CALLERROR or a timeout while connected counts as a failed
   attempt; the next waits TransactionMessageRetryInterval x attempts so far.
   After TransactionMessageAttempts failures the message is discarded and
@@ -101,7 +105,8 @@ class TxQueue:
 
     # -- for the features -------------------------------------------------------
     def push(self, action, payload, tx_ref=None):
-        """Persist one message (on flash when this returns), then deliver it in order."""
+        """Persist one message, then deliver it in order. True when it is on
+        flash; False when it could not be queued (reported in ocpple)."""
         seq = self._seq
         self._seq = seq + 1
         kind = _KINDS.get(action, "O")
@@ -109,26 +114,37 @@ class TxQueue:
         rec = {"a": action, "p": payload, "id": "%s-q%d" % (self._boot, seq), "b": self._boot, "k": ticks_ms()}
         if tx_ref is not None:
             rec["r"] = tx_ref
-        if len(self._names) >= self.max_messages:
-            self._make_room(kind)
+        if len(self._names) >= self.max_messages and not self._make_room() and kind == "M":
+            self.dropped += 1
+            log.error("transaction queue full of Start/StopTransaction: new MeterValues dropped")
+            return False
         try:
             self.store.write_json(_DIR + "/" + name, rec)
         except OSError as e:
             log.error("%s not queued: %s" % (action, e))
-            return
+            return False
         self._names.append(name)
         self._empty.clear()
         self._wake.set()
+        return True
 
-    def _make_room(self, kind):
+    def _make_room(self):
         for i, n in enumerate(self._names):
             if n[8] == "M" and i > 0:  # never the head: it may be in flight
                 self._remove(i)
                 self.dropped += 1
                 log.error("transaction queue full: oldest MeterValues dropped")
-                return
-        if kind == "M":
-            log.error("transaction queue full of Start/StopTransaction: MeterValues kept anyway")
+                return True
+        return False
+
+    def room_for_transaction(self):
+        """False while Start/StopTransaction messages alone fill the queue but
+        for the two a new transaction needs."""
+        n = 0
+        for name in self._names:
+            if name[8] in "ST":
+                n += 1
+        return n + 2 <= self.max_messages
 
     def pending(self):
         return len(self._names)

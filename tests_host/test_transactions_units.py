@@ -1,0 +1,165 @@
+"""Transaction rules in-process (CPython, the application on the host board,
+the central system unreachable so every message stays queued): availability,
+a StopTransaction the flash could not take, and the queue's bound."""
+import asyncio
+
+import pytest
+
+from tests_host.harness import free_port
+
+DEAD_URL = "ws://127.0.0.1:9/ocpp/CP1"  # nothing listens: the charger is offline
+
+
+async def until(pred, timeout=10.0):
+    for _ in range(int(timeout / 0.02)):
+        if pred():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met")
+
+
+def make_app(state, *sets):
+    from boards.host.board import HostBoard
+    from firmware.app import App
+    board = HostBoard(str(state))
+    app = App(board, str(state), [("ocppu", DEAD_URL), ("ocppe", True), ("acs", 1)] + list(sets))
+    return board, app
+
+
+def run_app(app, scenario):
+    from firmware import log
+    log.verbose = False
+
+    async def main():
+        task = asyncio.create_task(app.main("127.0.0.1", free_port()))
+        try:
+            return await scenario()
+        finally:
+            app.request_reboot()
+            await task
+    try:
+        return asyncio.run(main())
+    finally:
+        log.verbose = True
+
+
+def queued(app, action):
+    return [n for n in app.tx_queue._names if n[8] == {"StartTransaction": "S", "StopTransaction": "T"}[action]]
+
+
+def test_authorization_waiting_for_the_plug_is_cancelled_when_made_inoperative(tmp_path):
+    board, app = make_app(tmp_path)
+
+    async def scenario():
+        t = app.transactions
+        t.grant("CARD1")
+        assert t._grant is not None
+        res = app.session.handlers["ChangeAvailability"]({"connectorId": 0, "type": "Inoperative"})
+        assert (res[0] if isinstance(res, tuple) else res)["status"] == "Accepted"
+        await until(lambda: not app.controller.enabled)
+        board.world.ev = "C"
+        await until(lambda: app.controller.plugged)
+        await until(lambda: t._grant is None)
+        for _ in range(10):  # several rule steps with the EV plugged
+            await asyncio.sleep(0.1)
+        return t.current, queued(app, "StartTransaction"), app.controller.contactor_closed
+    current, starts, closed = run_app(app, scenario)
+    assert current is None and starts == [] and closed is False
+
+
+def _fail_queue_writes(app, failing):
+    store = app.store
+    real = store.write_json
+
+    def write_json(name, obj):
+        if failing[0] and name.startswith("txq/"):
+            raise OSError(28, "no space left")
+        return real(name, obj)
+    store.write_json = write_json
+
+
+def test_stop_the_flash_could_not_queue_is_kept_and_queued_once_it_can(tmp_path):
+    from firmware import log
+    board, app = make_app(tmp_path)
+    failing = [False]
+    _fail_queue_writes(app, failing)
+
+    async def scenario():
+        t = app.transactions
+        board.world.ev = "C"
+        t.grant("CARD1")
+        await until(lambda: t.current is not None)
+        failing[0] = True
+        t.stop_now("Local", "CARD1")
+        kept = app.store.read_json("tx.json")[0]
+        err = log.last_error
+        blocked = t.remote_start({"idTag": "CARD2"})
+        failing[0] = False
+        await until(lambda: queued(app, "StopTransaction"))
+        return kept, err, blocked, app.store.exists("tx.json")
+    kept, err, blocked, tx_file_left = run_app(app, scenario)
+    assert kept["stop"]["reason"] == "Local" and kept["stop"]["idTag"] == "CARD1"
+    assert "StopTransaction not queued" in err
+    assert blocked == {"status": "Rejected"}  # no new transaction over an unqueued stop
+    assert not tx_file_left
+
+
+def test_stop_kept_in_tx_file_is_queued_with_its_reason_at_the_next_boot(tmp_path):
+    board, app = make_app(tmp_path)
+    failing = [False]
+    _fail_queue_writes(app, failing)
+
+    async def scenario():
+        t = app.transactions
+        board.world.ev = "C"
+        t.grant("CARD1")
+        await until(lambda: t.current is not None)
+        failing[0] = True
+        t.stop_now("Remote")
+        # The power goes before the flash takes it: the next boot sends it.
+    run_app(app, scenario)
+    board2, app2 = make_app(tmp_path)
+
+    async def after():
+        await until(lambda: queued(app2, "StopTransaction"))
+        rec = app2.store.read_json("txq/" + queued(app2, "StopTransaction")[0])[0]
+        return rec["p"]["reason"], len(queued(app2, "StartTransaction")), app2.store.exists("tx.json")
+    reason, starts, tx_file_left = run_app(app2, after)
+    assert reason == "Remote" and starts == 1 and not tx_file_left
+
+
+def test_no_new_transaction_while_start_and_stop_messages_fill_the_queue(tmp_path):
+    from firmware import log
+    board, app = make_app(tmp_path)
+    app.tx_queue.max_messages = 6
+
+    async def scenario():
+        t = app.transactions
+        board.world.ev = "C"
+        await until(lambda: app.controller.plugged)
+        done = 0
+        for i in range(5):
+            t.grant("CARD1")
+            if t.current is None:
+                break
+            t.stop_now("Local", "CARD1")
+            done += 1
+            t._wait_unplug = False
+        refused = t.remote_start({"idTag": "CARD1"})
+        return done, refused, log.last_error, app.tx_queue.pending()
+    done, refused, err, pending = run_app(app, scenario)
+    assert done == 3  # 3 x (Start + Stop) = 6 of 6: a fourth would have no room for its messages
+    assert refused == {"status": "Rejected"}
+    assert "transaction queue full" in err
+    assert pending <= 6
+
+
+def test_meter_values_are_not_queued_beyond_the_bound(tmp_path):
+    from firmware import log
+    from tests_host.test_tx_queue import make
+    q, _ = make(tmp_path, max_messages=2)
+    q.push("StartTransaction", {"connectorId": 1, "idTag": "A", "meterStart": 0}, tx_ref=1)
+    q.push("StopTransaction", {"meterStop": 1, "reason": "Local"}, tx_ref=1)
+    assert q.push("MeterValues", {"connectorId": 1, "meterValue": []}, tx_ref=1) is False
+    assert q.pending() == 2 and "new MeterValues dropped" in log.last_error
+    assert q.room_for_transaction() is False
