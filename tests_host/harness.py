@@ -67,6 +67,29 @@ class CsmsThread:
         self.wait_for(lambda: len(self.received(action, cp_id)) >= count, timeout)
         return self.received(action, cp_id)
 
+    def send_raw(self, text, cp_id="CP1"):
+        """Send a text frame as given: the ocpp package would refuse to build a malformed one."""
+        self.run(self.cp(cp_id)._connection.send(text))
+
+    def watch_pings(self, cp_id="CP1"):
+        """A list that gets the time.monotonic() of each WebSocket ping the charger sends
+        on its current connection (the server answers pings below the ocpp layer)."""
+        from websockets.frames import Opcode
+        times = []
+
+        def install():
+            proto = self.cp(cp_id)._connection.ws.protocol
+            inner = proto.recv_frame
+
+            def recv_frame(frame):
+                if frame.opcode == Opcode.PING:
+                    times.append(time.monotonic())
+                    self.csms.changed()
+                return inner(frame)
+            proto.recv_frame = recv_frame
+        self.do(install)
+        return times
+
     def stop_server(self):
         self.run(self.csms.stop())
 
@@ -88,11 +111,12 @@ class PortTaken(Exception):
 class Sim:
     """The simulated charger as a process (`python -m host_tools sim`)."""
 
-    def __init__(self, runtime, state_dir, url=None, sets=(), http_port=None):
+    def __init__(self, runtime, state_dir, url=None, sets=(), http_port=None, extra=()):
         self.runtime = runtime
         self.state_dir = str(state_dir)
         self.url = url
         self.sets = list(sets)
+        self.extra = list(extra)  # more simulator arguments
         self.http_port = http_port or free_port()
         self.proc = None
         self.output = []
@@ -119,6 +143,7 @@ class Sim:
             cmd += ["--url", self.url]
         for s in self.sets:
             cmd += ["--set", s]
+        cmd += self.extra
         self.ready.clear()
         self.t_start = time.monotonic()
         self.proc = subprocess.Popen(cmd, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -144,6 +169,14 @@ class Sim:
             self.output.append(line.rstrip("\n"))
             if line.startswith("READY http://"):
                 self.ready.set()
+
+    def wait_output(self, text, timeout=30.0):
+        """Wait for a line of the simulator's output that starts with text."""
+        deadline = time.monotonic() + timeout
+        while not any(line.startswith(text) for line in list(self.output)):
+            if time.monotonic() > deadline or not self.alive():
+                raise AssertionError("no %r in the simulator output:\n%s" % (text, self.log()))
+            time.sleep(0.05)
 
     def log(self, last=60):
         return "\n".join(self.output[-last:])
