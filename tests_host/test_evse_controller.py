@@ -384,6 +384,66 @@ def test_weld_reset_refused_while_feedback_closed():
     assert r.ctrl.reset_fault() is None
 
 
+def test_weld_after_an_earlier_fault_is_reported_as_contactor_stuck():
+    r = charging_rig()
+    r.d.contactor_feedback.stuck = 1  # welded as it opens on the residual current
+    r.d.rcm.level = 1
+    r.step()
+    assert r.ctrl.fault == Err.FI_DC
+    r.d.rcm.level = 0
+    r.step(30)
+    assert r.ctrl.err == Err.CONTACTOR_STUCK
+    assert r.ctrl.fault_latched == Err.CONTACTOR_STUCK
+    assert r.ctrl.ocpp_error_code == "PowerSwitchFailure"
+    assert r.ctrl.vendor_error_code == "Welded"
+
+
+def test_weld_is_not_replaced_by_an_internal_error(printed):
+    r = charging_rig()
+    r.d.contactor_feedback.stuck = 1
+    r.ev = "B"
+    r.step(30)
+    assert r.ctrl.fault == Err.CONTACTOR_STUCK
+    r.d.pilot_adc.read = Boom().read
+    r.step(3)
+    assert r.ctrl.fault == Err.CONTACTOR_STUCK
+    assert printed == ["adc broke"]
+
+
+@pytest.mark.parametrize("cause", ["rcm", "diode"])
+def test_reset_fault_refused_while_feedback_reads_closed_whatever_the_fault(cause):
+    r = charging_rig()
+    r.d.contactor_feedback.stuck = 1
+    if cause == "rcm":
+        r.d.rcm.level = 1
+        r.step()
+        r.d.rcm.level = 0
+    else:
+        r.diode = False
+        r.step(3)
+    assert r.ctrl.fault_latched in (Err.FI_DC, Err.DIODE)  # weld not yet past the settle time
+    assert r.ctrl.reset_fault() == "contactor still closed"
+    assert r.ctrl.fault
+
+
+def test_unlock_refused_while_feedback_reads_closed_behind_another_fault():
+    r = charging_rig()
+    r.d.contactor_feedback.stuck = 1
+    r.d.rcm.level = 1
+    r.step()
+    r.d.rcm.level = 0
+    assert r.ctrl.fault_latched == Err.FI_DC
+    assert r.ctrl.unlock() == "contactor still closed: the socket stays locked"
+    r.ev = "A"
+    r.step(50)
+    assert r.d.lock.level == 1
+
+
+def test_unlock_while_charging_still_stops_first():
+    r = charging_rig()
+    assert r.ctrl.unlock() is None
+
+
 def test_contactor_missing_feedback_is_a_fault():
     r = Rig()
     r.d.contactor_feedback.stuck = 0

@@ -146,3 +146,26 @@ def test_pause_applies_only_with_ev_plugged():
     assert ps.update(20, 3, False, True) is True
     assert ps.update(5019, 3, False, True) is True
     assert ps.update(5020, 3, False, True) is False
+
+
+def test_relay_waits_for_the_contactor_feedback_to_read_open():
+    r = charging_rig()
+    r.d.contactor_feedback.stuck = 1  # welded: commanded open, still closed
+    r.draw = 0.0
+    r.ctrl.request_phases(1)
+    for _ in range(100):
+        r.step()
+        assert r.d.phase_relay.level == 1
+    assert not r.ctrl.contactor_closed
+
+
+def test_relay_switches_once_a_slow_contactor_reads_open():
+    r = charging_rig()
+    r.draw = 0.0
+    r.ctrl.request_phases(1)
+    r.d.contactor_feedback.stuck = 1  # still opening
+    r.step(3)
+    assert not r.ctrl.contactor_closed and r.d.phase_relay.level == 1
+    r.d.contactor_feedback.stuck = None
+    r.step(2)
+    assert r.d.phase_relay.level == 0

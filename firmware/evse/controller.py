@@ -138,6 +138,7 @@ class ChargeController:
         self._status = None
         self._rcm_trip = 0  # set by the RCM interrupt
         self._meter_exc = False
+        self._crash_seen = False  # an exception in a tick was reported since the last reset
         self._listeners = []
         self.tick_count = 0
 
@@ -213,6 +214,11 @@ class ChargeController:
             return "no cable lock"
         if self._latched == Err.CONTACTOR_STUCK:
             return "contactor welded: the socket stays locked"
+        c = self._contactor
+        if not c.closed and c.feedback_closed():
+            # Commanded open but still reads closed: a weld not latched yet (or
+            # hidden behind an earlier fault). The socket contacts may be live.
+            return "contactor still closed: the socket stays locked"
         self._unlock_req = True
         self._hold = False
         return None
@@ -228,7 +234,8 @@ class ChargeController:
         f = self._latched
         if not f:
             return None
-        if f == Err.CONTACTOR_STUCK and self._contactor.feedback_closed():
+        # Whatever the fault: a contactor that reads closed may be welded.
+        if self._contactor.feedback_closed():
             return "contactor still closed"
         if f == Err.FI_DC and self._rcm is not None and self._rcm.value():
             return "residual current still present"
@@ -341,7 +348,10 @@ class ChargeController:
         # ---- phases, lock, offer ----
         ph = self._phase
         was = ph.active
-        phase_busy = ph.update(now, ph.desired(self._psm, self._wanted_phases()), c.closed, plugged)
+        # The relay waits for the feedback too: it must never switch under a
+        # contactor that is still opening, or welded.
+        phase_busy = ph.update(now, ph.desired(self._psm, self._wanted_phases()),
+                               c.closed or c.feedback_closed(), plugged)
         if ph.active != was and self.meter is not None and hasattr(self.meter, "phases"):
             self.meter.phases = ph.active  # meters that estimate per-phase values need it
         da = self._limits.deci_amps
@@ -456,7 +466,9 @@ class ChargeController:
         return cur[0] < lim and cur[1] < lim and cur[2] < lim
 
     def _latch(self, code, reason):
-        if not self._latched:
+        # A weld outranks whatever came first: it decides what stays locked and
+        # what reset_fault() needs, so it must be what is reported.
+        if not self._latched or (code == Err.CONTACTOR_STUCK and self._latched != code):
             self._latched = code
             self._reason = reason
 
@@ -466,6 +478,7 @@ class ChargeController:
         self._rcm_trip = 0
         self._pilot.diode_fault = False
         self._oc = False
+        self._crash_seen = False
 
     def _on_unplug(self):
         self._finishing = False
@@ -510,11 +523,14 @@ class ChargeController:
             self._pwm.duty_u16(duty_to_u16(DUTY_OFF))
         except Exception:  # noqa: BLE001
             pass
-        if self._latched == Err.UNKNOWN:
+        if self._crash_seen:
             return  # already reported; do not flood the log every tick
+        self._crash_seen = True
+        print_exception(e)
+        if self._latched == Err.CONTACTOR_STUCK:
+            return  # a weld stays what is reported
         self._latched = Err.UNKNOWN
         self._reason = "Internal"
-        print_exception(e)
         try:
             self._fault_seen = Err.UNKNOWN
             self._emit("fault", Err.UNKNOWN)
