@@ -176,3 +176,25 @@ def test_no_transaction_starts_on_an_inoperative_connector(sims, runtime, tmp_pa
     time.sleep(1.5)  # asserting an absence over a span: nothing to await
     assert csms.received("StartTransaction") == []
     assert sim.sim_status()["contactor"] is False
+
+
+@needs_transactions
+def test_welded_contactor_stops_with_reason_other_and_faults_with_power_switch_failure(sims, runtime, tmp_path,
+                                                                                       csms):
+    sim = start(sims, runtime, tmp_path, csms)
+    sim.sim_set(ev="C")
+    assert csms.call("CP1", "RemoteStartTransaction", {"idTag": "CARD1", "connectorId": 1})["status"] == "Accepted"
+    csms.wait_received("StartTransaction")
+    csms.wait_for(lambda: statuses(csms, 1)[-1:] == ["Charging"])
+    sim.sim_set(weld=True)
+    # The EV pauses: the contactor is told to open, but its contacts stay closed.
+    sim.sim_set(ev="B")
+    stop = csms.wait_received("StopTransaction")[0]
+    # OCPP 1.6 Reason: no value names a failed contactor, so Other (EmergencyStop is for a residual current trip).
+    assert stop["reason"] == "Other"
+    csms.wait_for(lambda: statuses(csms, 1)[-1:] == ["Faulted"])
+    faulted = [p for p in csms.received("StatusNotification") if p["connectorId"] == 1][-1]
+    # ChargePointErrorCode PowerSwitchFailure: "failure to control power switch".
+    assert faulted["errorCode"] == "PowerSwitchFailure"
+    assert faulted.get("vendorErrorCode") == "Welded"
+    assert sim.status("err")["err"] == 9  # go-e: contactor stuck
