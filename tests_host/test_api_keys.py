@@ -186,3 +186,43 @@ def test_secrets_read_as_null(rig):
     for k, v in (("ocppck", "-----KEY-----"), ("AuthorizationKey", "0123456789abcdef"), ("apw", "pw")):
         assert rig.s.set(k, v) is None
         assert rig.s.api_get(k) is None
+
+
+def test_lowering_ama_below_amp_lowers_amp_with_it(rig):
+    rig.charge()
+    assert rig.s.set("amp", 12) is None
+    assert rig.s.set("ama", 8) is None
+    rig.run(200)
+    assert rig.s.get("amp") == 8 and rig.offered == 8
+
+
+def test_raising_ama_leaves_amp_where_it_was(rig):
+    rig.s.set("amp", 12)
+    rig.s.set("ama", 20)
+    assert rig.s.get("amp") == 12
+
+
+def test_amp_lowered_by_ama_survives_a_reboot(tmp_path):
+    from firmware import log
+    first = Rig(tmp_path)
+    first.s.set("amp", 12)
+    first.s.set("ama", 8)
+    log.last_error = None
+    again = Rig(tmp_path)  # the same flash: a reboot
+    assert (again.s.get("ama"), again.s.get("amp")) == (8, 8)
+    assert log.last_error is None
+    again.charge()
+    assert again.offered == 8
+
+
+def test_stored_amp_above_stored_ama_is_clamped_not_reset(tmp_path):
+    import json
+    from firmware import log
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    (flash / "settings.json").write_text(json.dumps({"ama": 8, "amp": 12}))
+    log.last_error = None
+    rig = Rig(tmp_path)
+    assert (rig.s.get("ama"), rig.s.get("amp")) == (8, 8)
+    assert log.last_error is None
+    assert json.loads((flash / "settings.json").read_text())["amp"] == 8

@@ -68,6 +68,14 @@ class ChargerKeys:
                 self.settings.set("dwo", None)
             self.controller.set_limit("dwo", None)
 
+    def ama_written(self, st):
+        # Lowering ama lowers amp with it (persisted), so amp <= ama holds after a reboot too.
+        s = self.settings
+        if s.get("amp") > st.value:
+            log.info("amp lowered to ama %d A" % st.value)
+            s.set("amp", st.value)
+        self.controller.set_limit("ama", st.value)
+
     def tcl_written(self, st):
         self._tcl_at = ticks_ms() if st.value is not None else None
         self.controller.set_limit("tcl", st.value)
@@ -153,9 +161,14 @@ def define_keys(settings, controller, energy, reboot, max_amps=32):
 
     # Limits, each one source of the controller's minimum.
     s.define("ama", INT, max_amps, RW | PERSIST, 6, max_amps)
-    s.define("amp", INT, min(16, max_amps), RW | PERSIST, 6, max_amps, check=_check_amp(s))
+    # amp is restored before its ama check applies: a stored amp above ama
+    # (or the default 16 under a lower ama) is clamped, not replaced by 16.
+    amp = s.define("amp", INT, min(16, max_amps), RW | PERSIST, 6, max_amps)
+    amp.check = _check_amp(s)
+    if amp.value > s.get("ama"):
+        s.set("amp", s.get("ama"))
     s.watch("amp", lambda st: c.set_limit("amp", st.value))
-    s.watch("ama", lambda st: c.set_limit("ama", st.value))
+    s.watch("ama", ks.ama_written)
     s.define("tcl", INT, None, RW | NULL, 0, max_amps)
     s.watch("tcl", ks.tcl_written)
     s.define("dwo", FLOAT, None, RW | NULL, 0, 1000000)
