@@ -1,9 +1,10 @@
 """The HTTP API and OCPP share one registry: a key written over one is read over
 the other, on both runtimes against the ocpp-based CSMS."""
 import pytest
-
 from ocpp.exceptions import NotImplementedError as OcppNotImplemented
 from ocpp.exceptions import NotSupportedError
+
+from tests_host.conftest import RUNTIMES
 
 pytestmark = pytest.mark.e2e
 
@@ -76,3 +77,74 @@ def test_invalid_url_over_http_is_refused_and_connection_kept(sims, runtime, tmp
     code, body = sim.api_set(ocppu="http://wrong")
     assert code == 500 and "ws://" in body["ocppu"]
     assert sim.status("ocppa", "ocppu") == {"ocppa": True, "ocppu": csms.url("CP1")}
+
+
+# ---- every key with both names: HTTP <-> OCPP ------------------------------------------------
+
+def _aliased_keys():
+    """(API alias, OCPP name, setting) of every OCPP key that has a go-e alias, from the registry itself."""
+    import tempfile
+    from boards.host.board import HostBoard
+    from firmware import log
+    from firmware.app import App
+    from firmware.settings import OCPP
+    verbose, log.verbose = log.verbose, False
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            app = App(HostBoard(), d)
+            return [(s.alias, s.name, s) for s in app.settings.keys() if s.alias and s.flags & OCPP]
+    finally:
+        log.verbose = verbose
+
+
+ALIASED = _aliased_keys()
+
+
+def _two_values(s):
+    """Two values other than each other, the first not the default: (api value, OCPP text, api value)."""
+    from firmware.settings import BOOL, INT
+    if s.kind == BOOL:
+        return (not s.default), ("true" if s.default else "false"), s.default
+    assert s.kind == INT, s.name
+    a = s.lo + 7 if s.lo + 7 != s.default else s.lo + 9
+    return a, str(a + 1), a + 1
+
+
+def _ocpp_text(v):
+    return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+
+@pytest.fixture(scope="module", params=RUNTIMES)
+def online_sim(request, tmp_path_factory):
+    """One simulator online at one CSMS per runtime, shared by the round-trip tests."""
+    from tests_host.harness import CsmsThread, Sim
+    c = CsmsThread()
+    sim = Sim(request.param, tmp_path_factory.mktemp("flash-" + request.param), url=c.url("CP1")).start()
+    try:
+        sim.wait_status(lambda s: s["ocppa"] is True, keys=("ocppa",))
+        yield sim, c
+    finally:
+        sim.kill()
+        violations = list(c.csms.violations)
+        c.close()
+    assert violations == [], "schema violations in frames from the charger: %r" % violations
+
+
+def test_the_registry_has_aliased_ocpp_keys():
+    assert {a for a, _, _ in ALIASED} >= {"ocpph", "ocppi", "ocppai", "ocpplo", "ocppao", "ocppla"}
+
+
+@pytest.mark.parametrize("alias,name", [(a, n) for a, n, _ in ALIASED], ids=[a for a, _, _ in ALIASED])
+def test_http_and_ocpp_names_reach_the_same_value(online_sim, alias, name):
+    sim, c = online_sim
+    s = next(x for a, n, x in ALIASED if a == alias)
+    first, text, second = _two_values(s)
+    try:
+        assert sim.api_set(**{alias: first}) == (200, {alias: True})
+        res = c.call("CP1", "GetConfiguration", {"key": [name]})
+        assert res["configurationKey"] == [{"key": name, "readonly": False, "value": _ocpp_text(first)}]
+        assert res.get("unknownKey", []) == []
+        assert c.call("CP1", "ChangeConfiguration", {"key": name, "value": text})["status"] == "Accepted"
+        assert sim.status(alias, name) == {alias: second, name: second}
+    finally:
+        sim.api_set(**{alias: s.default})
