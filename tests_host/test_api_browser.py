@@ -1,6 +1,7 @@
 """The status page in a real headless browser (Debian chromium + chromedriver,
 installed by `make setup`): live values show, and its controls change the
 charger (amp and frc)."""
+import re
 import shutil
 import tempfile
 import time
@@ -89,3 +90,33 @@ def test_page_shows_the_error_of_a_refused_value(browser, sims, runtime, tmp_pat
     browser.find_element("id", "ampset").click()
     wait_text(browser, "msg", lambda t: "out of range" in t)
     assert sim.status("amp") == {"amp": 16}
+
+
+def _numbers(text):
+    return [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?", text)]
+
+
+def test_page_shows_live_changing_values_while_charging(browser, sims, runtime, tmp_path, csms):
+    sim = sims(runtime, tmp_path / "flash", url=csms.url(), sets=["acs=1"]).start()
+    sim.wait_status(lambda s: s["ocppa"] is True, keys=("ocppa",))
+    sim.sim_set(ev="C")
+    sim.sim_set(rfid="CARD1")  # authorized by the CSMS
+    csms.wait_received("StartTransaction")
+    browser.get(sim.base + "/")
+    wait_text(browser, "car", lambda t: t == "charging")
+    wait_text(browser, "ocpp", lambda t: t == "connected, accepted")
+    wait_text(browser, "acu", lambda t: t == "16")
+    wait_text(browser, "cur", lambda t: t.endswith(" A") and len(_numbers(t)) == 3
+              and all(abs(a - 16) < 0.5 for a in _numbers(t)))
+    pw = wait_text(browser, "pw", lambda t: len(_numbers(t)) == 4 and _numbers(t)[3] > 0)
+    assert abs(_numbers(pw)[3] - 3 * 16 * 230) < 0.05 * 3 * 16 * 230, pw
+    wh = wait_text(browser, "wh", lambda t: t.isdigit() and int(t) > 0)
+    eto = wait_text(browser, "eto", lambda t: t.isdigit() and int(t) > 0)
+    # Live: the energy figures move on while it charges.
+    wait_text(browser, "wh", lambda t: t.isdigit() and int(t) > int(wh))
+    wait_text(browser, "eto", lambda t: t.isdigit() and int(t) > int(eto))
+    # A lower current shows as the offer, the measured current and the power.
+    assert sim.api_set(amp=10) == (200, {"amp": True})
+    wait_text(browser, "acu", lambda t: t == "10")
+    wait_text(browser, "cur", lambda t: len(_numbers(t)) == 3 and all(abs(a - 10) < 0.5 for a in _numbers(t)))
+    wait_text(browser, "pw", lambda t: len(_numbers(t)) == 4 and abs(_numbers(t)[3] - 3 * 10 * 230) < 0.05 * 6900)
