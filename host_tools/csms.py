@@ -64,12 +64,14 @@ class CentralChargePoint(ChargePoint):
     def __init__(self, cp_id, ws, csms):
         self.csms = csms
         self.frames = []  # (direction, text): "<" from the charger, ">" to it
+        self.frame_times = []  # time.monotonic() of each entry in frames
         self.received = []  # (action, camelCase payload) of the charger's CALLs
         self.connected_at = time.monotonic()
         self.connected = True  # False once this connection has ended
         super().__init__(cp_id, _Conn(ws, self), response_timeout=csms.response_timeout)
 
     def record(self, direction, text):
+        self.frame_times.append(time.monotonic())
         self.frames.append((direction, text))
         if self.csms.verbose:
             print("%s %s %s %s" % (now_iso()[11:23], self.id, direction, text), flush=True)
