@@ -16,6 +16,9 @@ class Store:
         self.root = root.rstrip("/") or "."
         makedirs(self.root)
         self.writes = 0  # flash writes since boot, for the benchmarks
+        # The simulator's power-cut injection: fn(name, file, text) runs before
+        # each write's text goes to its temp file. None on a board.
+        self.on_write = None
 
     def path(self, name):
         return self.root + "/" + name
@@ -54,6 +57,9 @@ class Store:
         p = self.path(name)
         tmp = p + ".tmp"
         with open(tmp, "w") as f:
+            hook = self.on_write
+            if hook is not None:
+                hook(name, f, text)
             f.write(text)
             f.flush()
             try:

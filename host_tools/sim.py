@@ -32,6 +32,8 @@ def build_parser():
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON")
     p.add_argument("--heap", default=SIM_HEAP, help="MicroPython heap size (micropython runtime)")
     p.add_argument("--bundle", help="run from this .mpy bundle (micropython runtime)")
+    p.add_argument("--cut-write", metavar="NAME:N",
+                   help="(tests) freeze half way through the Nth flash write of NAME, to be killed there")
     return p
 
 
@@ -39,6 +41,8 @@ def firmware_args(args):
     out = ["--state", os.path.abspath(args.state), "--http", args.http]
     if args.url:
         out += ["--url", args.url]
+    if args.cut_write:
+        out += ["--cut-write", args.cut_write]
     for s in args.set:
         if "=" not in s:
             raise SystemExit("--set takes KEY=JSON, got " + s)

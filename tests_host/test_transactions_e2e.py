@@ -377,19 +377,57 @@ def test_power_loss_after_stop_was_queued_sends_no_second_stop(sims, runtime, tm
     assert len({m for m, _ in calls(csms, "StartTransaction")}) == 1
 
 
-def test_power_loss_right_after_meter_writes_never_moves_energy_backwards(sims, runtime, tmp_path, csms):
-    sim = online(start(sims, runtime, tmp_path, csms, "acs=0"))
+def energies_shown(csms):
+    """Every Energy.Active.Import.Register value (Wh) the charger reported."""
+    out = []
+    for p in csms.received("MeterValues"):
+        for mv in p.get("meterValue", ()):
+            for sv in mv.get("sampledValue", ()):
+                if sv.get("measurand", "Energy.Active.Import.Register") == "Energy.Active.Import.Register":
+                    v = float(sv["value"])
+                    out.append(v * 1000 if sv.get("unit") == "kWh" else v)
+    return out
+
+
+def test_power_loss_during_a_meter_write_loses_nothing_and_never_moves_energy_backwards(sims, runtime, tmp_path,
+                                                                                        csms):
+    sets = FAST + ("acs=0", "MeterValueSampleInterval=1")
+    sim = sims(runtime, tmp_path / "flash", url=csms.url(), sets=sets, extra=["--cut-write", "energy.json:2"]).start()
+    online(sim)
     sim.sim_set(ev="C")
     st = csms.wait_received("StartTransaction", 1)[0]
-    charging(sim, 12)  # past the counter's 10 Wh write step
+    sim.wait_output("CUT-WRITE energy.json")  # frozen half way through the first write while charging
+    shown = energies_shown(csms)
     sim.kill()
+    assert (tmp_path / "flash" / "energy.json.tmp").exists()  # the cut write's torn temp file
     sim = online(start(sims, runtime, tmp_path, csms, "acs=0"))
     stop = csms.wait_received("StopTransaction", 1)[0]
-    assert stop["reason"] == "PowerLoss" and stop["meterStop"] >= st["meterStart"]
+    assert stop["reason"] == "PowerLoss" and stop["transactionId"] == 1
+    assert stop["meterStop"] >= max([st["meterStart"]] + shown)
+    assert sim.status("eto")["eto"] >= stop["meterStop"]
     # The next transaction starts where the last one ended, or later.
+    sim.sim_set(ev="A")
+    sim.wait_status(lambda s: s["car"] == 1, keys=("car",))
     sim.sim_set(ev="C")
     st2 = csms.wait_received("StartTransaction", 2)[1]
     assert st2["meterStart"] >= stop["meterStop"] and st2["idTag"] == "FREE"
+    assert len({m for m, _ in calls(csms, "StartTransaction")}) == 2
+
+
+def test_power_loss_while_the_start_transaction_is_written_sends_start_and_stop_once(sims, runtime, tmp_path,
+                                                                                     csms):
+    sets = FAST + ("acs=0",)
+    sim = sims(runtime, tmp_path / "flash", url=csms.url(), sets=sets, extra=["--cut-write", "txq/:1"]).start()
+    online(sim)
+    sim.sim_set(ev="C")
+    sim.wait_output("CUT-WRITE txq/")  # tx.json is on flash, the StartTransaction half written
+    sim.kill()
+    start(sims, runtime, tmp_path, csms)
+    stop = csms.wait_received("StopTransaction", 1)[0]
+    starts = calls(csms, "StartTransaction")
+    assert len(starts) == 1 and starts[0][1]["idTag"] == "FREE"
+    assert stop["reason"] == "PowerLoss" and stop["transactionId"] == 1
+    assert stop["meterStop"] >= starts[0][1]["meterStart"]
 
 
 def test_unlock_on_ev_side_disconnect_false_keeps_cable_locked_until_the_card_returns(sims, runtime, tmp_path, csms):

@@ -12,11 +12,11 @@ ARGS_ENV = "OPENWALLBOX_SIM_ARGS"
 
 
 def parse_args(argv):
-    opts = {"state": "sim-state", "url": None, "http": "127.0.0.1:8080", "set": []}
+    opts = {"state": "sim-state", "url": None, "http": "127.0.0.1:8080", "set": [], "cut-write": None}
     i = 0
     while i < len(argv):
         a = argv[i]
-        if a in ("--state", "--url", "--http", "--set", "--runtime") and i + 1 < len(argv):
+        if a in ("--state", "--url", "--http", "--set", "--runtime", "--cut-write") and i + 1 < len(argv):
             v = argv[i + 1]
             if a == "--set":
                 opts["set"].append(v)
@@ -42,6 +42,32 @@ def overrides(opts):
     return out
 
 
+def power_cut_on_write(spec):
+    """--cut-write NAME:N: the Nth write of NAME (a prefix: "txq/") stops half way through its temp
+    file and the process freezes (prints CUT-WRITE NAME), for the tests to kill
+    it there: a power cut in the middle of a flash write."""
+    name, _, n = spec.partition(":")
+    left = [int(n or 1)]
+
+    def hook(wname, f, text):
+        if not wname.startswith(name):
+            return
+        left[0] -= 1
+        if left[0]:
+            return
+        f.write(text[:len(text) // 2])
+        f.flush()
+        print("CUT-WRITE " + name)
+        try:
+            sys.stdout.flush()
+        except AttributeError:
+            pass
+        import time
+        while True:
+            time.sleep(1)
+    return hook
+
+
 def main(argv=None):
     if argv is None:
         argv = sys.argv[1:]
@@ -62,6 +88,7 @@ def main(argv=None):
     # --set applies at the first start only, like a configuration tool would.
     board = HostBoard(opts["state"])
     sets = overrides(opts)
+    cut = power_cut_on_write(opts["cut-write"]) if opts["cut-write"] else None
 
     def ready():
         print("READY http://%s:%s" % (host, port))
@@ -72,6 +99,7 @@ def main(argv=None):
 
     while True:
         app = App(board, opts["state"], sets)
+        app.store.on_write = cut
         sets = ()
         gc.collect()
         app.api.heap_baseline = mem_alloc()
