@@ -255,15 +255,17 @@ class FakeMachine:
             self.level = value if value is not None else 0
             self.handler = None
             self.trigger = None
+            self.hard = None
 
         def value(self, v=None):
             if v is None:
                 return self.level
             self.level = 1 if v else 0
 
-        def irq(self, handler=None, trigger=3):
+        def irq(self, handler=None, trigger=3, hard=False):
             self.handler = handler
             self.trigger = trigger
+            self.hard = hard
 
         def fire(self):
             self.handler(self)

@@ -51,6 +51,42 @@ def test_pilot_sampler_gives_no_low_level_when_duty_too_high(board_mod):
     assert s.read()[1] is None
 
 
+def test_pilot_level_arithmetic_stays_in_small_ints_for_every_raw_value(board_mod):
+    # Small ints on the ESP32 are 31-bit: anything past 2**30 would be a heap object.
+    from boards.esp32_devkitc import pins
+    s = board_mod.Esp32Board().drivers.pilot_adc
+    a, b, shift = s._a, s._b, s._shift
+    assert 0 < a < 1 << 30 and abs(b) < 1 << 30 and shift < 30
+    for raw in range(65536):  # every value read_u16 can return (12-bit readings scaled up)
+        prod = raw * a
+        assert prod < 1 << 30 and abs(prod - b) < 1 << 30
+        exact = (raw * pins.ADC_FULL_UV / 65535 - pins.CP_ZERO_UV) * 1000 / pins.CP_UV_PER_V
+        assert abs(s._mv(raw) - exact) <= 1.5, raw
+
+
+def test_rcm_and_s0_interrupts_are_hard(board_mod):
+    from firmware.evse.controller import ChargeController
+    from firmware.evse.s0 import S0Meter
+    b = board_mod.Esp32Board()
+    b.drivers.rcm._pin.level = 1
+    ChargeController(b.drivers)
+    assert b.drivers.rcm._pin.hard is True
+    s0 = b.s0_pin()
+    S0Meter(s0)
+    assert s0._pin.hard is True and s0._pin.trigger == FakeMachine.Pin.IRQ_FALLING
+
+
+def test_s0_pulse_through_the_board_pin_counts(board_mod):
+    from firmware.evse.s0 import S0Meter
+    b = board_mod.Esp32Board()
+    pin = b.s0_pin()
+    m = S0Meter(pin)
+    pin._pin.level = 0  # active: the open collector pulls the line low
+    pin._pin.fire()
+    m.update(0)
+    assert m.pulses == 1
+
+
 def test_active_low_rcm_input_reads_active_as_one(board_mod):
     b = board_mod.Esp32Board()
     rcm = b.drivers.rcm
@@ -114,3 +150,30 @@ finally:
 print(b.drivers.contactor.level, c._rcm_trip)
 """)
     assert out.split() == ["0", "1"]
+
+
+@pytest.mark.micropython
+def test_board_s0_isr_chain_allocates_nothing_on_micropython():
+    out = run_mp("""
+import sys
+from tests_host.fakes import FakeMachine
+sys.modules["machine"] = FakeMachine
+from boards.esp32_devkitc.board import Esp32Board
+from firmware.evse.s0 import S0Meter
+from firmware.compat import heap_lock, heap_unlock
+b = Esp32Board()
+pin = b.s0_pin()
+m = S0Meter(pin)
+raw = pin._pin
+raw.level = 0
+x = 0
+heap_lock()
+try:
+    raw.fire()
+    x = b.drivers.pilot_adc._mv(65535)
+finally:
+    heap_unlock()
+m.update(0)
+print(m.pulses, raw.hard)
+""")
+    assert out.split() == ["1", "True"]

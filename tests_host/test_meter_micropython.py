@@ -53,7 +53,7 @@ print("pulses", m.pulses, "energy", m.energy_wh)
 
 def test_s0_irq_handler_runs_under_heap_lock():
     out = run_mp(ISR_UNDER_HEAP_LOCK)
-    assert "pulses 20 energy 20.0" in out
+    assert "pulses 20 energy 20" in out
 
 
 S0_LOGIC = """
@@ -75,8 +75,43 @@ print("decay", round(m.power_w))
 
 def test_s0_energy_and_power_on_micropython():
     out = run_mp(S0_LOGIC)
-    assert "s0 3.0 10000 14.49" in out
+    assert "s0 3 10000 14" in out
     assert "decay 5000" in out
+
+
+S0_UPDATE_UNDER_HEAP_LOCK = """
+import micropython
+from firmware.evse.s0 import S0Meter
+from tests_host.fakes_meter import FakeClock, FakePin
+c = FakeClock((1 << 30) - 2000000)  # crosses the ticks_us wrap on the ESP32 period
+p = FakePin()
+m = S0Meter(p, clock_us=c.us, phases=3)
+m.update(c.ms())
+w3 = a3 = 0  # globals made before the lock
+micropython.heap_lock()
+i = 0
+while i < 600:
+    c.advance(ms=20)
+    if i % 9 == 0 and i < 500:
+        p.pulse()  # 1 Wh every 180 ms: 20 kW
+    if i == 300:
+        m.phases = 1
+    m.update(c.ms())
+    if i == 250:
+        w3 = m.power_w
+        a3 = m.current[0]
+    i += 1
+micropython.heap_unlock()
+print("flow", w3, a3, m.energy_wh, m.power_w, m.current[0], m.current[1])
+"""
+
+
+def test_s0_update_with_power_flowing_allocates_nothing():
+    out = run_mp(S0_UPDATE_UNDER_HEAP_LOCK)
+    w3, a3, wh, w_end, a_end, a2 = out.split()[1:]
+    assert w3 == "20000" and a3 == "29" and wh == "56"
+    # After the pulses stop: decaying, all on L1.
+    assert 0 < int(w_end) < 20000 and a2 == "0" and int(a_end) == (int(w_end) + 115) // 230
 
 
 MODBUS_DECODE = """

@@ -148,8 +148,9 @@ def test_current_is_estimated_from_power_nominal_voltage_and_phases():
     meter.update(clock.ms())
     assert meter.power_w == pytest.approx(2000.0)
     assert meter.voltage == [230.0, 230.0, 230.0]
-    assert meter.current == pytest.approx([2000 / 3 / 230] * 3)
-    assert meter.power == pytest.approx([2000 / 3] * 3)
+    # Whole amps and watts: the tick does integer arithmetic only.
+    assert meter.current == [3, 3, 3]
+    assert meter.power == pytest.approx([2000 / 3] * 3, abs=1)
     assert meter.pf == [1.0, 1.0, 1.0]
     assert meter.frequency is None
 
@@ -158,7 +159,7 @@ def test_single_phase_puts_everything_on_l1():
     meter, pin, clock = make(voltage=230.0, phases=1)
     pulses(pin, clock, 2, 1565)  # ~2.3 kW
     meter.update(clock.ms())
-    assert meter.current[0] == pytest.approx(meter.power_w / 230.0)
+    assert meter.current[0] == pytest.approx(meter.power_w / 230.0, abs=0.5)
     assert meter.current[1:] == [0.0, 0.0]
     assert meter.voltage == [230.0, 0.0, 0.0]
 
@@ -185,3 +186,23 @@ def test_lists_are_updated_in_place():
     pulses(pin, clock, 2, 360)
     meter.update(clock.ms())
     assert meter.current is current
+
+
+@pytest.mark.parametrize("ppk", [1, 100, 800, 1000, 10000])
+def test_integer_power_and_energy_match_the_exact_values(ppk):
+    meter, pin, clock = make(impulses_per_kwh=ppk, timeout_ms=500000)
+    # Some kW, never below the pulse spacing nor past the timeout.
+    every_ms = min(3600 * 1000 // ppk // 7 + 31, 400000)
+    pulses(pin, clock, 3, every_ms)
+    meter.update(clock.ms())
+    exact_w = 1000 / ppk * 3600 / (every_ms / 1000)
+    assert meter.power_w == pytest.approx(exact_w, rel=0.002, abs=1)
+    assert meter.energy_wh == int(3 * 1000 / ppk + 1e-9)
+    assert isinstance(meter.power_w, int) and isinstance(meter.energy_wh, int)
+
+
+def test_energy_stays_exact_past_a_megawatt_hour():
+    meter, _, clock = make(impulses_per_kwh=800)
+    meter._a[0] = 1_000_003  # pulses since boot
+    meter.update(clock.ms())
+    assert meter.energy_wh == 1_250_003

@@ -12,6 +12,34 @@ from boards.esp32_devkitc import pins
 from firmware.evse.drivers import Drivers
 
 
+class HardInput:
+    """An input pin whose interrupt runs as a hard IRQ, seen active-high.
+
+    Hard: the handler runs at once in the interrupt, not when the interpreter
+    gets round to it. Only for handlers that allocate nothing (the RCM and S0
+    ones, both heap_lock tested); active_low inverts value() for the handler.
+    """
+    IRQ_FALLING = Pin.IRQ_FALLING
+    IRQ_RISING = Pin.IRQ_RISING
+
+    def __init__(self, pin, active_low=False):
+        self._pin = pin
+        self._inv = 1 if active_low else 0
+        self._handler = None
+        self._cb = self._call  # bound once: an ISR must not allocate
+
+    def value(self):
+        return self._pin.value() ^ self._inv
+
+    def irq(self, handler=None, trigger=Pin.IRQ_RISING | Pin.IRQ_FALLING):
+        # The handler gets this wrapper, so its value() reads the active level.
+        self._handler = handler
+        return self._pin.irq(handler=self._cb if handler else None, trigger=trigger, hard=True)
+
+    def _call(self, _pin):
+        self._handler(self)
+
+
 class ActiveLow:
     """An input whose active level is low, seen as 1 when active."""
 
@@ -20,15 +48,6 @@ class ActiveLow:
 
     def value(self):
         return 1 - self._pin.value()
-
-    def irq(self, handler=None, trigger=Pin.IRQ_RISING | Pin.IRQ_FALLING):
-        # The handler gets this wrapper, so its value() reads the active level.
-        self._handler = handler
-        self._cb = self._call  # bound once: an ISR must not allocate
-        return self._pin.irq(handler=self._cb if handler else None, trigger=trigger)
-
-    def _call(self, _pin):
-        self._handler(self)
 
 
 class PilotSampler:
@@ -45,9 +64,20 @@ class PilotSampler:
         self._pwm = pwm
         self._n = samples
 
+        # mV = (raw * a - b) >> shift: the pin constants folded into one fixed-point
+        # line whose products stay below 2**29 for any raw 0..65535, because a
+        # larger int is a heap object on the ESP32 (small ints are 31-bit there).
+        k = pins.ADC_FULL_UV * 1000 / (65535 * pins.CP_UV_PER_V)  # mV per raw step
+        off = pins.CP_ZERO_UV * 1000 / pins.CP_UV_PER_V  # pilot mV subtracted at raw 0
+        shift = 0
+        while 65535 * k * (2 << shift) < (1 << 29) and abs(off) * (2 << shift) < (1 << 29):
+            shift += 1
+        self._a = int(k * (1 << shift) + 0.5)
+        self._b = int(off * (1 << shift) + 0.5) - ((1 << shift) >> 1)  # rounds to the nearest mV
+        self._shift = shift
+
     def _mv(self, raw):
-        uv = raw * pins.ADC_FULL_UV // 65535
-        return (uv - pins.CP_ZERO_UV) * 1000 // pins.CP_UV_PER_V
+        return (raw * self._a - self._b) >> self._shift
 
     def read(self):
         r = self._read
@@ -107,7 +137,8 @@ class Esp32Board:
             contactor=contactor,
             contactor_feedback=_input(pins.CONTACTOR_FB, pins.CONTACTOR_FB_ACTIVE_LOW),
             phase_relay=Pin(pins.PHASE_RELAY, Pin.OUT, value=1),
-            rcm=_input(pins.RCM, pins.RCM_ACTIVE_LOW),
+            # Its ISR opens the contactor itself: a hard IRQ does that within microseconds.
+            rcm=HardInput(Pin(pins.RCM, Pin.IN), pins.RCM_ACTIVE_LOW),
             lock=Pin(pins.LOCK, Pin.OUT, value=0),
             lock_feedback=_input(pins.LOCK_FB, pins.LOCK_FB_ACTIVE_LOW, Pin.PULL_DOWN),
             led=Pin(pins.LED, Pin.OUT, value=0),
@@ -118,7 +149,8 @@ class Esp32Board:
 
     def s0_pin(self):
         # GPIO 39 is input only with no internal pull: the S0 line needs an external pull-up.
-        return Pin(pins.S0, Pin.IN)
+        # Hard IRQ: the pulse is stamped when it happens, not when the loop is free.
+        return HardInput(Pin(pins.S0, Pin.IN))
 
     def modbus_uart(self, baudrate=9600):
         """(uart, de_pin) for a ModbusMeter on the RS-485 transceiver."""

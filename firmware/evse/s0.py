@@ -7,6 +7,11 @@ estimates from the total power, the nominal voltage and the phases in use
 (`phases`, set by the charge controller when it switches 1 <-> 3 phases),
 assuming power factor 1 and a balanced load. The pulse count starts at 0 on
 every boot; EnergyCounter keeps the persistent total.
+
+update() runs in every control tick, so it uses small-int arithmetic only (a
+float is a heap object on the ESP32): energy in whole Wh, power in whole W and
+current in whole A (rounded), well inside what an estimate from the nominal
+voltage can claim anyway.
 """
 from array import array
 
@@ -34,7 +39,20 @@ class S0Meter(Meter):
         # ticks_diff of ticks_us is only unambiguous within 2**29 us (~536 s) on the ESP32.
         self._timeout_us = min(timeout_ms, 500000) * 1000
         self._active = 0 if active_low else 1
-        self._wh_us = self.wh_per_pulse * 3600e6  # W * us per pulse
+        # Integer energy: Wh = n * 1000 / ppk, split so n * 1000 never grows past a small int.
+        self._ppk = int(impulses_per_kwh + 0.5)
+        # Power = energy per pulse / interval: W * 2**shift us per pulse, kept below
+        # 2**29 so the division stays in small ints; the interval loses its low
+        # `shift` bits (under 0.2 % at the 30 ms minimum pulse spacing).
+        wus = 3600e9 / impulses_per_kwh
+        shift = 0
+        while wus / (1 << shift) >= (1 << 29):
+            shift += 1
+        self._shift = shift
+        self._wus = int(wus / (1 << shift) + 0.5)
+        self._volt = int(voltage + 0.5)
+        self._p = -1  # power the estimates were last made for
+        self._ph = -1  # phases they were made for
         self._us = clock_us
         self._pin = pin
         # "l" is the native word: it holds any ticks value of the runtime without
@@ -82,8 +100,9 @@ class S0Meter(Meter):
             self._fresh = True
             self._seen = n
             self.pulses = n
-            self.energy_wh = n * self.wh_per_pulse
-        p = 0.0
+            ppk = self._ppk
+            self.energy_wh = (n // ppk) * 1000 + (n % ppk) * 1000 // ppk
+        p = 0
         if self._fresh:
             since = ticks_diff(self._us(), last)
             if since < 0 or since > self._timeout_us:
@@ -92,22 +111,29 @@ class S0Meter(Meter):
             elif self._interval > 0:
                 # No pulse yet for longer than the last interval: power is at most
                 # one pulse over the time since, so it decays instead of freezing.
-                p = self._wh_us / (since if since > self._interval else self._interval)
+                d = (since if since > self._interval else self._interval) >> self._shift
+                if d > 0:
+                    p = (self._wus + (d >> 1)) // d
         self.power_w = p
-        self._estimate(p)
+        if p != self._p or self.phases != self._ph:
+            self._estimate(p)
 
     def _estimate(self, p):
+        self._p = p
         ph = self.phases
+        self._ph = ph
         v = self.nominal_voltage
-        per = p / ph
+        per = p // ph
+        vi = self._volt
+        amps = (per + (vi >> 1)) // vi
         for i in range(3):
             if i < ph:
                 self.voltage[i] = v
                 self.power[i] = per
-                self.current[i] = per / v
+                self.current[i] = amps
                 self.pf[i] = 1.0
             else:
                 self.voltage[i] = 0.0
-                self.power[i] = 0.0
-                self.current[i] = 0.0
+                self.power[i] = 0
+                self.current[i] = 0
                 self.pf[i] = 0.0
