@@ -61,6 +61,7 @@ def test_goe_car_mapping(kw, car):
     (dict(authorized=True, phase_switching=True), 23),
     (dict(authorized=True, limit_deci_amps=0, limit_source="ocpp"), 28),
     (dict(authorized=True, limit_deci_amps=0, limit_source="ocppf"), 35),
+    (dict(authorized=True, limit_deci_amps=0, limit_source="ocpp_tx"), 28),
     (dict(authorized=True, limit_deci_amps=0, limit_source="dwo"), 6),
     (dict(authorized=True, limit_deci_amps=0, limit_source="tcl"), 27),
     (dict(enabled=False), 28),
@@ -108,3 +109,12 @@ def test_controller_values_stay_inside_goe_tables_over_a_session():
             assert c.lock_status in range(6)
             assert c.ocpp_error_code in OCPP_ERRORS
     assert seen <= GOE_MODEL_STATUS
+
+
+def test_zero_amp_transaction_profile_limit_is_ocpp_doesnt_want():
+    from tests_host.fakes import Rig
+    r = Rig()
+    r.plug_and_charge()
+    r.ctrl.set_limit("ocpp_tx", 0)  # the source an OCPP transaction profile sets
+    r.step()
+    assert r.ctrl.model_status == 28

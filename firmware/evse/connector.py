@@ -81,7 +81,14 @@ def model_status(c):
     if not c.authorized:
         return ModelStatus.ACCESS_CONTROL_WAIT
     if c.limit_deci_amps < 60:
-        return _NOT_CHARGING_BY_SOURCE.get(c.limit_source, ModelStatus.LOAD_MANAGEMENT)
+        src = c.limit_source
+        m = _NOT_CHARGING_BY_SOURCE.get(src)
+        if m is not None:
+            return m
+        # Every OCPP source but the offline fallback ("ocpp_tx": a transaction profile).
+        if src is not None and src.startswith("ocpp"):
+            return ModelStatus.OCPP_DOESNT_WANT
+        return ModelStatus.LOAD_MANAGEMENT
     if c.force == 2:
         return ModelStatus.FORCE_ON
     return ModelStatus.FALLBACK_DEFAULT
