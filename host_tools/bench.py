@@ -8,7 +8,9 @@ also in build/bench-results.json:
 - e2e: the same scripted CSMS workload over loopback WebSockets, from the
   `ocpp`-based development CSMS, against the simulated charger on both
   runtimes, the `ocpp`-package charge point and a do-nothing charge point
-  (the ceiling): calls/s, latency median and p99;
+  (the ceiling): calls/s, latency median and p99, and ours over the `ocpp`
+  package's. The workload (the calls every target answers with a CALLRESULT)
+  is settled once, before any timing, and every target runs that same one;
 - boot: process start to BootNotification Accepted, per runtime;
 - heap: MicroPython heap of the charger running from the .mpy bundle under
   -X heapsize=512K (boot + heartbeats, a full transaction session with
@@ -230,6 +232,27 @@ def _targets(url_for, tmp):
     ]
 
 
+async def _running(csms, cp_id, cmd, boots):
+    """Start one charge point and wait until the CSMS can call it."""
+    p = await Proc(cmd(cp_id)).start()
+    try:
+        if boots:
+            await csms.wait_for(lambda: _boot_answered(csms, cp_id), 60)
+        else:
+            await csms.wait_for(lambda: cp_id in csms.chargers, 30)
+    except BaseException:
+        await p.stop()
+        raise
+    return p
+
+
+def _ratios(ours, theirs):
+    """ours / the ocpp package: above 1 is more calls/s, below 1 is shorter latency."""
+    return {"throughput": ours["calls_per_s"] / theirs["calls_per_s"],
+            "median_latency": ours["median_ms"] / theirs["median_ms"],
+            "p99_latency": ours["p99_ms"] / theirs["p99_ms"]}
+
+
 async def bench_e2e(quick):
     from host_tools.bench_rpc import WORKLOAD
     n = 100 if quick else 2000
@@ -237,30 +260,37 @@ async def bench_e2e(quick):
     out = {"calls_per_target": n}
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            # Which workload actions every charge point answers: those make the workload.
+            targets = _targets(csms.url, tmp)
+            # First which workload calls every charge point answers with a CALLRESULT: those
+            # make the one workload that every target then runs.
             supported = {}
-            runs = {}
-            for name, cmd, boots in _targets(csms.url, tmp):
-                cp_id = "E2E-" + name
-                p = await Proc(cmd(cp_id)).start()
+            for name, cmd, boots in targets:
+                p = await _running(csms, "PROBE-" + name, cmd, boots)
                 try:
-                    if boots:
-                        await csms.wait_for(lambda: _boot_answered(csms, cp_id), 60)
-                    else:
-                        await csms.wait_for(lambda: cp_id in csms.chargers, 30)
-                    supported[name] = await _probe(csms, cp_id, WORKLOAD)
-                    common = [w for w in WORKLOAD if all(w[0] in s for s in supported.values())]
-                    work = common or list(WORKLOAD)
+                    supported[name] = await _probe(csms, "PROBE-" + name, WORKLOAD)
+                finally:
+                    await p.stop()
+            work = [w for w in WORKLOAD if all(w[0] in s for s in supported.values())]
+            if not work:
+                raise RuntimeError("no workload call is answered by every charge point: %r" % supported)
+            runs = {}
+            for name, cmd, boots in targets:
+                cp_id = "E2E-" + name
+                p = await _running(csms, cp_id, cmd, boots)
+                try:
                     await _drive(csms, cp_id, work, max(10, n // 10))  # warm up
                     runs[name] = await _drive(csms, cp_id, work, n)
-                    runs[name]["actions"] = sorted({a for a, _ in work})
                 finally:
                     await p.stop()
             out["answered_with_callresult"] = supported
+            out["workload"] = [a for a, _ in work]
             out["runs"] = runs
             ceiling = runs["ceiling_canned_cpython"]["calls_per_s"]
             for name, r in runs.items():
                 r["of_ceiling"] = r["calls_per_s"] / ceiling
+            theirs = runs["ocpp_package_cpython"]
+            out["vs_ocpp_package"] = {name: _ratios(runs[name], theirs)
+                                      for name in ("ours_micropython", "ours_cpython")}
     finally:
         await csms.stop()
     return out
@@ -469,8 +499,10 @@ def table(res):
                 "median %.2f ms, p99 %.2f ms, %.0f%% of ceiling%s" % (
                     x["median_ms"], x["p99_ms"], 100 * x["of_ceiling"],
                     ", %d CALLERROR" % x["callerrors"] if x["callerrors"] else ""))
-        acts = next(iter(e["runs"].values()))["actions"]
-        row("e2e: workload", "%d calls" % e["calls_per_target"], ",".join(acts))
+        for name, x in e["vs_ocpp_package"].items():
+            row("e2e: %s / ocpp package" % name, "x%.2f calls/s" % x["throughput"],
+                "latency median x%.2f, p99 x%.2f (below 1: faster)" % (x["median_latency"], x["p99_latency"]))
+        row("e2e: workload, same for every target", "%d calls" % e["calls_per_target"], ",".join(e["workload"]))
     b = res.get("boot")
     if b:
         for name, x in b.items():

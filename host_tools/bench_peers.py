@@ -2,7 +2,9 @@
 
 - BenchChargePoint: a charge point built on the `ocpp` package's ChargePoint,
   with handlers of the same semantics as bench_rpc.bench_handlers (over the
-  same settings registry), so only the framework differs.
+  same settings registry), so only the framework differs. Over WebSockets it
+  serves the whole application's registry, so a GetConfiguration without keys
+  answers the same keys as the simulated charger does.
 - the do-nothing charge point: answers every CALL with a canned CALLRESULT,
   reading no more of the frame than its id and action (the ceiling of what the
   CSMS and the loopback allow).
@@ -24,6 +26,8 @@ CANNED = {
     "ChangeConfiguration": '{"status":"Accepted"}',
     "DataTransfer": '{"status":"UnknownVendorId"}',
     "TriggerMessage": '{"status":"Accepted"}',
+    "ChangeAvailability": '{"status":"Accepted"}',
+    "RemoteStopTransaction": '{"status":"Rejected"}',
 }
 
 
@@ -53,6 +57,14 @@ class BenchChargePoint(ChargePoint):
     def after_trigger_message(self, requested_message, **_):
         return None
 
+    @on("ChangeAvailability")
+    def on_change_availability(self, connector_id, type, **_):
+        return call_result.ChangeAvailability(status="Accepted" if 0 <= connector_id <= 1 else "Rejected")
+
+    @on("RemoteStopTransaction")
+    def on_remote_stop_transaction(self, transaction_id, **_):
+        return call_result.RemoteStopTransaction(status="Rejected")  # no transaction runs
+
 
 class NullConnection:
     """A connection whose send does nothing (in-process cost of route_message)."""
@@ -80,9 +92,25 @@ async def run_canned(url):
             await ws.send(canned_answer(text))
 
 
+def app_settings(state_dir):
+    """The application's settings registry (every key it reports), or the bench's small one."""
+    try:
+        from boards.host.board import HostBoard
+        from firmware import log
+        from firmware.app import App
+        log.verbose = log.frames = False
+        return App(HostBoard(state_dir), state_dir).settings
+    except Exception as e:  # noqa: BLE001 - a bench reports what it can
+        print("application settings unavailable: %r" % (e,), flush=True)
+        return bench_settings()
+
+
 async def run_ocpp(url):
+    import tempfile
+    state = tempfile.TemporaryDirectory()
+    settings = app_settings(state.name)
     async with websockets.connect(url, subprotocols=["ocpp1.6"], ping_interval=None) as ws:
-        cp = BenchChargePoint(url.rsplit("/", 1)[-1], ws)
+        cp = BenchChargePoint(url.rsplit("/", 1)[-1], ws, settings)
         print("READY", flush=True)
         try:
             await cp.start()

@@ -21,12 +21,17 @@ from firmware.ocpp.rpc import Rpc
 from firmware.settings import Settings
 
 # The scripted CSMS workload: calls a central system sends in daily operation,
-# none of which changes stored state (ChangeConfiguration writes the current value).
+# none of which changes stored state (ChangeConfiguration writes the current value,
+# ChangeAvailability asks for the availability the connector has, RemoteStopTransaction
+# names a transaction that does not exist and is Rejected).
+UNKNOWN_TRANSACTION = 999999
 WORKLOAD = (
     ("GetConfiguration", {"key": ["HeartbeatInterval"]}),
     ("ChangeConfiguration", {"key": "HeartbeatInterval", "value": "300"}),
     ("DataTransfer", {"vendorId": "org.openwallbox.bench", "messageId": "ping", "data": "x"}),
     ("TriggerMessage", {"requestedMessage": "Heartbeat"}),
+    ("ChangeAvailability", {"connectorId": 1, "type": "Operative"}),
+    ("RemoteStopTransaction", {"transactionId": UNKNOWN_TRANSACTION}),
     ("GetConfiguration", {}),
 )
 
@@ -63,8 +68,15 @@ def bench_handlers(settings):
     def trigger_message(p):
         return {"status": "Accepted"}, _nothing
 
+    def change_availability(p):
+        return {"status": "Accepted" if 0 <= p["connectorId"] <= 1 else "Rejected"}
+
+    def remote_stop_transaction(p):
+        return {"status": "Rejected"}  # no transaction runs
+
     return {"GetConfiguration": get_configuration, "ChangeConfiguration": change_configuration,
-            "DataTransfer": data_transfer, "TriggerMessage": trigger_message}
+            "DataTransfer": data_transfer, "TriggerMessage": trigger_message,
+            "ChangeAvailability": change_availability, "RemoteStopTransaction": remote_stop_transaction}
 
 
 def app_handlers(state_dir):

@@ -2,6 +2,7 @@
 No timing assertions: the figures depend on the machine."""
 import fcntl
 import json
+import os
 import subprocess
 import sys
 
@@ -18,8 +19,10 @@ def _num(x):
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    # One run shared by the xdist workers: the first takes the lock and runs it.
-    shared = tmp_path_factory.getbasetemp().parent / "bench-quick"
+    # One run shared by the xdist workers of this session: the first takes the lock and runs it.
+    # Their base temp dirs share a parent; without xdist that parent outlives the session.
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "bench-quick"
     shared.mkdir(exist_ok=True)
     with open(shared / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -58,6 +61,13 @@ def test_e2e_figures_for_every_charge_point(quick_run):
         for k in ("calls_per_s", "median_ms", "p99_ms", "of_ceiling"):
             assert _num(r[k]), k
         assert r["p99_ms"] >= r["median_ms"]
+    # One workload, settled before timing, for every target; only calls each answers with a CALLRESULT.
+    assert e["workload"] and all(r["callerrors"] == 0 for r in e["runs"].values())
+    assert all(set(e["workload"]) <= set(s) for s in e["answered_with_callresult"].values())
+    assert set(e["vs_ocpp_package"]) == {"ours_micropython", "ours_cpython"}
+    for x in e["vs_ocpp_package"].values():
+        for k in ("throughput", "median_latency", "p99_latency"):
+            assert _num(x[k]), k
 
 
 def test_boot_figures_for_each_runtime(quick_run):
@@ -87,6 +97,7 @@ def test_control_loop_figures(quick_run):
 def test_table_lists_every_part_and_is_written_to_the_file(quick_run):
     proc, _, text = quick_run
     for label in ("rpc: ours, MicroPython", "e2e: ours_micropython", "e2e: ceiling_canned_cpython",
+                  "e2e: ours_micropython / ocpp package", "e2e: ours_cpython / ocpp package",
                   "boot to Accepted: micropython", "heap: baseline", "heap: data growth", "flash writes per transaction",
                   "control: pilot A -> open", "http"):
         assert label in text, label
