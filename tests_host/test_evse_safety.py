@@ -8,11 +8,14 @@ Checked after every control tick:
   the pilot sample of the closing tick, taken under that offer, showed the
   diode; once the offer is withdrawn it stays closed at most the stop grace time
   (the normal stop of IEC 61851-1);
-- it is open in the same tick the controller reports state A, and at the latest
-  `debounce` ticks after the pilot shows A;
+- it is open in the same tick the controller reports state A, and in the tick
+  of the first sample that shows A;
 - no PWM offer without a plugged EV or with a fault;
 - the phase relay only moves with the contactor open;
-- a welded contactor stays latched until reset_fault() succeeds.
+- a welded contactor stays latched until reset_fault() succeeds;
+- an exception inside a driver during a tick leaves the contactor open, the PWM
+  off and a fault latched; a failing meter (ok False, or raising) changes none
+  of the above.
 """
 import random
 
@@ -21,7 +24,7 @@ from hypothesis import strategies as st
 
 from firmware.evse.codes import PILOT_C, PILOT_D, Cus, Err
 from firmware.evse.pilot import PilotStateMachine
-from tests_host.fakes import Rig, pilot_levels
+from tests_host.fakes import FakeMeter, Rig, pilot_levels
 
 STOP_GRACE_MS = 3000
 OFFER_BEFORE_CLOSE_MS = 100
@@ -50,6 +53,10 @@ ACTIONS = {
     "draw": (3, st.tuples(st.just("draw"), st.one_of(st.none(), st.floats(0, 60, allow_nan=False)))),
     "temp": (2, st.tuples(st.just("temp"), st.one_of(st.none(), st.floats(20, 95, allow_nan=False)))),
     "glitch": (3, st.tuples(st.just("glitch"), st.integers(-13000, 13000))),
+    "meter": (2, st.tuples(st.just("meter"), st.sampled_from(["ok", "fail", "raise"]))),
+    "boom": (1, st.tuples(st.just("boom"), st.sampled_from(
+        [("pilot_adc", "read"), ("contactor_feedback", "value"), ("lock_feedback", "value"),
+         ("temperature", "read_c"), ("led", "value"), ("phase_relay", "value")]))),
 }
 # Weighted: mostly EV moves and time passing, faults rarer, and "heal" often
 # enough that sequences keep returning to charging.
@@ -116,7 +123,7 @@ class Checker:
                 assert before_offer_since is not None, "closed in the tick the offer started"
                 assert r.now - before_offer_since >= OFFER_BEFORE_CLOSE_MS, "closed before the EV saw the offer"
                 assert r.diode, "closed without a diode check passing under PWM"
-        if c.pilot_state == "A" or self.a_run >= 2:
+        if c.pilot_state == "A" or self.a_run >= 1:
             assert not closed
         if c.pilot_state in "AEF" or c.fault:
             assert not offering
@@ -166,6 +173,9 @@ def apply(chk, a):
         r.diode = True
         r.draw = None
         r.d.temperature.celsius = 25.0
+        r.d.meter.ok = True
+        r.d.meter.error = None
+        r.d.meter.update = FakeMeter.update.__get__(r.d.meter)
         if c.reset_fault() is None:
             chk.welded = False
         c.authorize(True)
@@ -189,6 +199,39 @@ def apply(chk, a):
         r.draw = a[1]
     elif kind == "temp":
         r.d.temperature.celsius = a[1]
+    elif kind == "meter":
+        m = r.d.meter
+        m.ok = a[1] != "fail"
+        m.error = None if m.ok else "modbus timeout"
+        m.update = FakeMeter.update.__get__(m) if a[1] != "raise" else _raise
+    elif kind == "boom":
+        boom(chk, *a[1])
+
+
+def _raise(*args):
+    raise RuntimeError("driver failed")
+
+
+def boom(chk, name, method):
+    """One tick with a driver method raising; if it was called, the tick must end safe."""
+    r = chk.r
+    drv = getattr(r.d, name)
+    calls = []
+
+    def failing(*args):
+        calls.append(args)
+        raise RuntimeError(name + " failed")
+
+    setattr(drv, method, failing)
+    try:
+        chk.tick()
+    finally:
+        delattr(drv, method)
+    if calls:
+        assert r.d.contactor.level == 0, name
+        assert r.d.pilot_pwm.duty_u16() == 65535
+        assert not r.ctrl.offering and not r.ctrl.contactor_closed
+        assert r.ctrl.fault_latched in (Err.UNKNOWN, Err.CONTACTOR_STUCK)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
