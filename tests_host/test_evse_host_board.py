@@ -112,6 +112,25 @@ def test_sim_status_has_the_contract_keys():
     assert STATUS_KEYS <= set(HostBoard().sim_status())
 
 
+def test_sim_status_pilot_is_the_state_the_firmware_detected():
+    b = HostBoard()
+    assert b.sim_status()["pilot"] is None  # no controller yet
+    c = ChargeController(b.drivers)
+    now = 1000
+    b.step(now)
+    c.tick(now)
+    assert b.sim_status()["pilot"] == "A"
+    b.sim_set("ev", "B")
+    st = b.sim_status()
+    assert st["ev"] == "B" and st["pilot"] == "A"  # not sampled yet
+    for _ in range(5):
+        now += 20
+        b.step(now)
+        c.tick(now)
+    st = b.sim_status()
+    assert st["ev"] == "B" and st["pilot"] == "B" == c.pilot_state
+
+
 @pytest.mark.parametrize("key,value", [("ev", "C"), ("ev_max_amps", 32), ("ev_max_amps", 7.5), ("ev_phases", 1),
                                        ("rfid", "04A1B2C3"), ("rcd", True), ("weld", False), ("voltage", 230),
                                        ("voltage", 0)])

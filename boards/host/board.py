@@ -4,7 +4,8 @@ Runs unchanged on CPython and MicroPython. The firmware drives the outputs
 (PWM, contactor, phase relay, lock, LED) into the world; the pilot ADC reads the
 level the virtual EV's state implies, with noise, so the real pilot state
 machine runs. /sim/status and /sim/set reach the world through sim_status()
-and sim_set().
+and sim_set(); in /sim/status "pilot" is the state the firmware detected and
+"ev" the state the virtual EV asks for (they differ while the pilot debounces).
 """
 from firmware.compat import sleep_ms, ticks_ms
 from firmware.evse.drivers import Drivers
@@ -136,8 +137,11 @@ class HostBoard:
     def sim_status(self):
         w = self.world
         m = w.meter
+        c = self.drivers.controller
         return {
-            "pilot": w.ev,
+            # What the firmware detected on the pilot (None before a controller
+            # runs); "ev" is the state the virtual EV asks for.
+            "pilot": c.pilot_state if c is not None else None,
             "duty": round(w.duty_permille() / 10, 1),
             "offered_amps": w.offered_amps(),
             "contactor": w.contactor_conducts(),

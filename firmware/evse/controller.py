@@ -90,6 +90,8 @@ class ChargeController:
         self._oc_grace = _opt(config, "overcurrent_grace_ms")
         self._close_delay = _opt(config, "offer_before_close_ms")
 
+        if hasattr(drivers, "controller"):
+            drivers.controller = self
         self._pwm = drivers.pilot_pwm
         self._adc = drivers.pilot_adc
         self._relay = drivers.contactor

@@ -13,6 +13,8 @@ A board fills it; parts a board lacks stay None. Interfaces (all small, like mac
   led                 value(v)
   temperature         read_c() -> degrees C or None
   meter               the meter interface (firmware/evse/meter.py)
+The ChargeController built on them sets `controller` to itself, so a board can
+report what the firmware made of its hardware (the simulator's /sim/status).
 """
 
 
@@ -31,3 +33,4 @@ class Drivers:
         self.led = led
         self.temperature = temperature
         self.meter = meter
+        self.controller = None
