@@ -21,6 +21,7 @@ _ENERGY_MS = 1000
 
 class App:
     def __init__(self, board, state_dir, overrides=()):
+        log.boot()  # rbt counts from each start, a soft reboot in the same process too
         self.board = board
         self.reboot = None
         self.store = Store(state_dir)

@@ -5,16 +5,25 @@ OCPP uses; `/` serves the status page. A board that simulates hardware adds
 `/sim/status` and `/sim/set`.
 
 This module owns the server's limits: a request head is read through a
-bounded reader (request line 1 KB -> 414, whole head 4 KB -> 431, body 4 KB
--> 413), must arrive within HEAD_TIMEOUT_MS (slow clients are cut off), and at
-most MAX_CLIENTS connections are served at once: a new client evicts the
-oldest one still sending its head, so slow clients cannot lock others out.
+bounded reader (request line 4 KB -> 414, whole head 6 KB -> 431, body 16 KB
+-> 413, enough for an 8 KB PEM URL-encoded in `POST /api/set`; one large body
+at a time, others get 503), head and body must arrive within HEAD_TIMEOUT_MS
+(slow clients are cut off), and at most MAX_CLIENTS connections are served at
+once. A client beyond that waits for a free place; a client that has been
+sending its request for more than SLOW_HEAD_MS gives its place up to it, so
+slow clients cannot lock others out and prompt ones are all answered.
 
 Optional protection (key `apw`, off by default like go-e): when set, /api/set
 needs the password (HTTP Basic, any user name, or `Authorization: Bearer`),
-cross-site requests (Origin or Referer naming another host) are refused, and
-no Access-Control-Allow-Origin is sent on /api/set. With `apr` true
+cross-site requests (Origin or Referer naming another host, Sec-Fetch-Site
+cross-site or same-site) are refused, a browser's Basic credentials count only
+with evidence that the request comes from this charger's own pages or the
+address bar (browsers send cached credentials with other sites' requests too),
+and no Access-Control-Allow-Origin is sent on /api/set. With `apr` true
 /api/status needs the password too.
+
+The password in `ocppu` (`user:password@`) reads as `***`; writing the URL
+back as read keeps the stored password.
 """
 import asyncio
 import json
@@ -22,15 +31,19 @@ import json
 from microdot import Microdot, Request, Response
 
 from firmware import log
-from firmware.compat import current_task, mem_alloc, mem_free, mem_peak
+from firmware.compat import current_task, mem_alloc, mem_free, mem_peak, ticks_diff, ticks_ms
 
-MAX_LINE = 1024
-MAX_HEAD = 4096
-MAX_BODY = 4096
+MAX_LINE = 4096
+MAX_HEAD = 6144
+MAX_BODY = 16384  # an 8 KB PEM (ocppsc, ocppcc, ocppck) URL-encoded
+SMALL_BODY = 1024  # bodies larger than this are read one request at a time (heap)
 HEAD_TIMEOUT_MS = 5000
+SLOW_HEAD_MS = 1000  # a client still sending its request after this may lose its place
 HANDLER_TIMEOUT_MS = 10000
 MAX_CLIENTS = 6  # an ESP32 has few sockets; the OCPP connection needs one too
+MAX_WAITING = 6  # clients waiting for a place; more are refused with 503 at once
 _CHUNK = 256
+_FORM = "application/x-www-form-urlencoded"
 
 Request.max_content_length = MAX_BODY
 Request.max_body_length = MAX_BODY
@@ -38,7 +51,8 @@ Request.max_readline = MAX_HEAD  # our reader enforces the real limits
 
 _JSON = {"Content-Type": "application/json"}
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 408: "Request Timeout",
-            413: "Payload Too Large", 414: "URI Too Long", 431: "Request Header Fields Too Large",
+            413: "Payload Too Large", 414: "URI Too Long", 415: "Unsupported Media Type",
+            431: "Request Header Fields Too Large",
             500: "Internal Server Error", 503: "Service Unavailable"}
 
 
@@ -53,8 +67,10 @@ class BoundedReader:
     unlike a plain readline, which would keep reading a line without end.
     """
 
-    def __init__(self, stream):
+    def __init__(self, stream, server=None):
         self._s = stream
+        self._server = server
+        self.holds_body = False  # this request has the one place for a large body
         self._buf = b""
         self._head = 0  # head bytes handed out so far
         self._lines = 0
@@ -94,13 +110,19 @@ class BoundedReader:
         return await self._s.read(n)
 
     async def readexactly(self, n):
-        out = b""
-        while len(out) < n:
-            chunk = await self.read(n - len(out))
+        if n > SMALL_BODY and self._server is not None:
+            if self._server.body_busy:
+                raise HeadTooLarge(503)
+            self._server.body_busy = self.holds_body = True
+        out = bytearray(n)  # one buffer, no growing copies
+        pos = 0
+        while pos < n:
+            chunk = await self.read(min(n - pos, 1024))
             if not chunk:
                 raise EOFError()
-            out += chunk
-        return out
+            out[pos:pos + len(chunk)] = chunk
+            pos += len(chunk)
+        return bytes(out)
 
 
 def _dumps(obj):
@@ -147,7 +169,10 @@ class Server(Microdot):
     def __init__(self):
         Microdot.__init__(self)
         self.clients = 0
-        self._reading = []  # tasks still reading their head, oldest first
+        self._reading = []  # [task, ticks_ms at accept] still reading their request, oldest first
+        self._waiting = []  # [given way] of each client waiting for a place, oldest first
+        self._freed = asyncio.Event()  # a place became free
+        self.body_busy = False  # a large body is being read
         self.refused = 0  # requests answered with an error before routing (for tests and bench)
 
     async def _error(self, writer, status):
@@ -160,24 +185,73 @@ class Server(Microdot):
         except Exception:  # noqa: BLE001 - the client may be gone already
             pass
 
+    async def _admit(self, t0):
+        """Wait for a place among MAX_CLIENTS; True when this client has one.
+
+        A client that has been sending its request for SLOW_HEAD_MS gives its
+        place up; prompt clients are waited for, never evicted.
+        """
+        if self.clients < MAX_CLIENTS:
+            return True
+        if len(self._waiting) >= MAX_WAITING:
+            # The longest waiting gives way: a flood of connections cannot keep
+            # a newer, prompt client out for long.
+            self._waiting.pop(0)[0] = True
+            self._freed.set()
+        me = [False]  # [told to give way]
+        self._waiting.append(me)
+        evicted = False
+        try:
+            while True:
+                self._freed.clear()
+                if me[0]:
+                    return False
+                if self.clients < MAX_CLIENTS:
+                    return True
+                now = ticks_ms()
+                left = HEAD_TIMEOUT_MS - ticks_diff(now, t0)
+                if left <= 0:
+                    return False
+                wait = left
+                if self._reading and not evicted:
+                    age = ticks_diff(now, self._reading[0][1])
+                    if age >= SLOW_HEAD_MS:
+                        # One slow sender per waiting client gives its place up.
+                        self._reading.pop(0)[0].cancel()
+                        evicted = True
+                        continue
+                    wait = min(wait, SLOW_HEAD_MS - age)
+                try:
+                    await asyncio.wait_for(self._freed.wait(), max(wait, 10) / 1000)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            for i in range(len(self._waiting)):
+                if self._waiting[i] is me:
+                    del self._waiting[i]
+                    break
+
     async def handle_request(self, reader, writer):
         task = current_task()
+        t0 = ticks_ms()
+        if not await self._admit(t0):
+            await self._error(writer, 503)
+            try:
+                await writer.aclose()
+            except Exception:  # noqa: BLE001
+                pass
+            return
         self.clients += 1
+        rd = BoundedReader(reader, self)
+        entry = None
         try:
-            if self.clients > MAX_CLIENTS:
-                if self._reading:
-                    # Evict the slowest sender rather than refusing a new client.
-                    self._reading.pop(0).cancel()
-                elif task is not None:
-                    await self._error(writer, 503)
-                    return
             if task is not None:
-                self._reading.append(task)
+                entry = [task, ticks_ms()]
+                self._reading.append(entry)
             req = None
             status = 400
             try:
-                req = await asyncio.wait_for(Request.create(self, BoundedReader(reader), writer,
-                                                            writer.get_extra_info("peername")),
+                req = await asyncio.wait_for(Request.create(self, rd, writer, writer.get_extra_info("peername")),
                                              HEAD_TIMEOUT_MS / 1000)
             except HeadTooLarge as e:
                 status = e.args[0]
@@ -188,8 +262,8 @@ class Server(Microdot):
             except Exception:  # noqa: BLE001 - malformed request line, bad %-escape, bad utf-8
                 status = 400
             finally:
-                if task in self._reading:
-                    self._reading.remove(task)
+                if entry in self._reading:
+                    self._reading.remove(entry)
             if req is None:
                 await self._error(writer, status)
                 return
@@ -202,7 +276,10 @@ class Server(Microdot):
         except asyncio.CancelledError:
             pass
         finally:
+            if rd.holds_body:
+                self.body_busy = False
             self.clients -= 1
+            self._freed.set()
             try:
                 await writer.aclose()
             except Exception:  # noqa: BLE001
@@ -217,8 +294,9 @@ class HttpApi:
         self.page = page  # callable() -> (body bytes/str, headers) of the status page
         self.heap_baseline = None  # heap in use once everything is imported and built
         app.route("/api/status")(self.status)
-        app.route("/api/set")(self.set)
+        app.route("/api/set", methods=["GET", "POST"])(self.set)
         app.route("/")(self.index)
+        app.errorhandler(413)(lambda req: json_response({"error": _REASONS[413]}, 413))
         if board is not None and hasattr(board, "sim_status"):
             app.route("/sim/status")(self.sim_status)
             app.route("/sim/set")(self.sim_set)
@@ -229,21 +307,39 @@ class HttpApi:
         return s.value if s is not None else ""
 
     def _authorized(self, req, pw):
+        """"Bearer" or "Basic" when the request carries the password that way, else None."""
         h = req.headers.get("Authorization") or ""
         if h.startswith("Bearer "):
-            return h[7:].strip() == pw
+            return "Bearer" if h[7:].strip() == pw else None
         if h.startswith("Basic "):
             raw = _b64decode(h[6:].strip())
             if raw is None:
-                return False
+                return None
             try:
                 text = raw.decode()
             except UnicodeError:
-                return False
-            return text.partition(":")[2] == pw
-        return False
+                return None
+            return "Basic" if text.partition(":")[2] == pw else None
+        return None
+
+    def _basic_trusted(self, req):
+        """A browser sends cached Basic credentials with any site's request to the
+        charger, so they count only with evidence of this charger's own pages or the
+        address bar. Clients that are no browser send none of these headers."""
+        h = req.headers
+        site = h.get("Sec-Fetch-Site")
+        if site == "same-origin" or site == "none":
+            return True
+        if h.get("Origin") or h.get("Referer"):
+            return True  # naming this host: _cross_site() refused any other
+        if site:
+            return False
+        return not (h.get("User-Agent") or "").startswith("Mozilla/")  # every browser says Mozilla/
 
     def _cross_site(self, req):
+        site = req.headers.get("Sec-Fetch-Site")
+        if site == "cross-site" or site == "same-site":
+            return True  # another site (or another host of the same site) made this request
         host = req.headers.get("Host")
         for name in ("Origin", "Referer"):
             v = req.headers.get(name)
@@ -260,9 +356,12 @@ class HttpApi:
             return None
         if self._cross_site(req):
             return json_response({"error": "cross-site request refused"}, 403)
-        if not self._authorized(req, pw):
+        how = self._authorized(req, pw)
+        if how is None:
             return json_response({"error": "password required"}, 401,
                                  {"WWW-Authenticate": 'Basic realm="charger"'})
+        if how == "Basic" and not self._basic_trusted(req):
+            return json_response({"error": "browser request without same-origin evidence refused"}, 403)
         return None
 
     def _cors(self, reads):
@@ -283,6 +382,8 @@ class HttpApi:
         for k in keys:
             try:
                 out[k] = s.api_get(k)
+                if k == "ocppu":
+                    out[k] = log.mask_url(out[k])
             except KeyError:
                 pass  # unknown keys are left out, HTTP 200 (go-e clients rely on it)
             except Exception as e:  # noqa: BLE001 - one broken getter must not hide the rest
@@ -296,15 +397,28 @@ class HttpApi:
             return err
         out = {}
         ok = True
-        for k in req.args:
-            v, err = parse_value(req.args.get(k))
-            if err is None:
-                err = self.settings.set(k, v)
-            if err is None:
-                out[k] = True
-            else:
-                out[k] = err if err.startswith(k + ":") else k + ": " + err
-                ok = False
+        pairs = [req.args]
+        if req.method == "POST" and (req.body or req.content_length):
+            ctype = (req.content_type or _FORM).split(";")[0].strip().lower()
+            if ctype != _FORM:
+                return json_response({"error": "POST body must be " + _FORM}, 415, self._cors(False))
+            try:
+                req.content_type = _FORM
+                pairs.append(req.form)
+            except (ValueError, UnicodeError, IndexError):
+                return json_response({"error": "malformed form body"}, 400, self._cors(False))
+        for args in pairs:
+            for k in args:
+                v, err = parse_value(args.get(k))
+                if err is None and k == "ocppu" and isinstance(v, str):
+                    v, err = log.unmask_url(v, self.settings.get("ocppu"))
+                if err is None:
+                    err = self.settings.set(k, v)
+                if err is None:
+                    out[k] = True
+                else:
+                    out[k] = err if err.startswith(k + ":") else k + ": " + err
+                    ok = False
         return json_response(out, 200 if ok else 500, self._cors(False))
 
     async def index(self, req):
