@@ -178,8 +178,9 @@ def remove(path):
         pass
 
 
-def pem_to_der(pem):
-    """The first certificate of a PEM text as DER bytes."""
+def pem_to_der(pem, kind=None):
+    """The first block of a PEM text (the first whose label contains kind, e.g.
+    "PRIVATE KEY", when given) as DER bytes."""
     import binascii
     if isinstance(pem, bytes):
         pem = pem.decode()
@@ -188,9 +189,10 @@ def pem_to_der(pem):
     for line in pem.split("\n"):
         line = line.strip()
         if line.startswith("-----BEGIN"):
-            inside = True
+            inside = kind is None or kind in line
         elif line.startswith("-----END"):
-            break
+            if inside:
+                break
         elif inside and line:
             body.append(line)
     if not body:
@@ -207,11 +209,15 @@ def ssl_skip_hostname_check(ctx):
         pass
 
 
-def create_ssl_context(verify, cadata=None, cafile=None, certfile=None, keyfile=None):
+def create_ssl_context(verify, cadata=None, cafile=None, certfile=None, keyfile=None,
+                       default_store=None, certdata=None, keydata=None):
     """A TLS client context that works on both runtimes.
 
     verify=False skips server verification (ocppss); cadata/cafile give the
-    CA to trust (ocppsc or a CA store); certfile/keyfile the client certificate.
+    CA to trust (ocppsc or a CA store); default_store True adds the runtime's
+    default CA store (where it has one), False never uses it, None uses it
+    only when no CA is given; certfile/keyfile or certdata/keydata (PEM text)
+    the client certificate for mutual TLS.
     """
     import ssl
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -228,11 +234,42 @@ def create_ssl_context(verify, cadata=None, cafile=None, certfile=None, keyfile=
             except (ValueError, OSError, TypeError):
                 # MicroPython's mbedtls takes DER only; certificates arrive as PEM.
                 ctx.load_verify_locations(cadata=pem_to_der(cadata))
-        elif hasattr(ctx, "load_default_certs"):
+        if (default_store or (default_store is None and not (cafile or cadata))) \
+                and hasattr(ctx, "load_default_certs"):
             ctx.load_default_certs()
     if certfile:
         ctx.load_cert_chain(certfile, keyfile)
+    elif certdata:
+        _load_client_cert(ctx, certdata, keydata)
     return ctx
+
+
+try:
+    import tempfile as _tempfile
+except ImportError:
+    _tempfile = None
+
+
+def _load_client_cert(ctx, cert_pem, key_pem):
+    if not key_pem:
+        raise ValueError("client certificate without its key")
+    if _tempfile is None:
+        # MicroPython's ssl takes bytes as the data itself; its mbedtls parses DER.
+        ctx.load_cert_chain(pem_to_der(cert_pem, "CERTIFICATE"), pem_to_der(key_pem, "PRIVATE KEY"))
+        return
+    # CPython's ssl reads the chain from a file only: a private one (mode 0600), removed at once.
+    fd, path = _tempfile.mkstemp(suffix=".pem")
+    try:
+        os.write(fd, (cert_pem.strip() + "\n" + key_pem.strip() + "\n").encode())
+        os.close(fd)
+        fd = None
+        ctx.load_cert_chain(path)
+    except OSError as e:  # ssl.SSLError: not a certificate and key that belong together
+        raise ValueError("client certificate or key not usable: %s" % e)
+    finally:
+        if fd is not None:
+            os.close(fd)
+        os.remove(path)
 
 
 if hasattr(asyncio.StreamReader, "readinto"):

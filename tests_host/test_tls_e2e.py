@@ -41,3 +41,170 @@ def test_wss_without_verification_when_ocppss_is_set(sims, runtime, tmp_path, tl
     csms, _ = tls_csms
     sim = sims(runtime, tmp_path / "flash", url=csms.url("TLS3"), sets=["ocppss=true"]).start()
     csms.wait_received("BootNotification", 1, cp_id="TLS3")
+
+
+# ---- certificates from a CA, set over HTTP; mutual TLS ---------------------------------
+
+def _name(cn):
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+    return x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "AT"),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Example Charging Network GmbH"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def make_ca(cn="Example Charging Root CA 2025"):
+    """An RSA-4096 root CA like a real operator's: its PEM is about 2 KB."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    key = rsa.generate_private_key(public_exponent=65537, key_size=4096)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(cn))
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=1), True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                         crl_sign=True, encipher_only=False, decipher_only=False), True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+            .sign(key, hashes.SHA256()))
+    return key, cert, cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def issue(ca, cn, client):
+    """A leaf certificate signed by ca: (cert PEM, key PEM) of a server or a client."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+    ca_key, ca_cert, _ = ca
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    b = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(ca_cert.subject)
+         .public_key(key.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=90))
+         .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH if client
+                                               else ExtendedKeyUsageOID.SERVER_AUTH]), False)
+         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False))
+    if not client:
+        b = b.add_extension(x509.SubjectAlternativeName(
+            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+    cert = b.sign(ca_key, hashes.SHA256())
+    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()).decode())
+
+
+@pytest.fixture(scope="module")
+def ca():
+    return make_ca()
+
+
+def server_context(tmp_path, ca, client_ca_pem=None):
+    import ssl
+    cert, key = issue(ca, "csms.example.net", client=False)
+    (tmp_path / "srv.pem").write_text(cert)
+    (tmp_path / "srv-key.pem").write_text(key)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(tmp_path / "srv.pem"), str(tmp_path / "srv-key.pem"))
+    if client_ca_pem:
+        ctx.verify_mode = ssl.CERT_REQUIRED  # mutual TLS: only chargers with a certificate of this CA
+        ctx.load_verify_locations(cadata=client_ca_pem)
+    return ctx
+
+
+@pytest.fixture
+def csms_of(ca, tmp_path):
+    started = []
+
+    def make(client_ca_pem=None):
+        c = CsmsThread(ssl=server_context(tmp_path, ca, client_ca_pem))
+        started.append(c)
+        return c
+    yield make
+    for c in started:
+        violations = list(c.csms.violations)
+        c.close()
+        assert violations == []
+
+
+def post_set(sim, **kv):
+    import urllib.parse
+    import urllib.request
+    body = urllib.parse.urlencode({k: json.dumps(v) for k, v in kv.items()}).encode()
+    req = urllib.request.Request(sim.base + "/api/set", body, {"Content-Type": "application/x-www-form-urlencoded"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status, json.loads(r.read())
+
+
+def test_root_ca_of_2kb_set_by_post_lets_the_charger_connect(sims, runtime, tmp_path, ca, csms_of):
+    csms = csms_of()
+    pem = ca[2]
+    assert len(pem) > 1800  # a GET request line of 1 KB could never carry it
+    sim = sims(runtime, tmp_path / "flash", url=csms.url("CA1"), sets=["ocppg=false"]).start()
+    sim.wait_status(lambda s: s["ocpple"] and "no CA" in s["ocpple"], keys=("ocpple",))
+    assert post_set(sim, ocppsc=pem) == (200, {"ocppsc": True})
+    assert sim.status("ocppsc") == {"ocppsc": pem}
+    csms.wait_received("BootNotification", 1, cp_id="CA1")  # the new CA applies at once
+    sim.wait_status(lambda s: s["ocppa"] is True, keys=("ocppa",))
+
+
+def test_mutual_tls_with_client_certificate_from_ocppcc_ocppck(sims, runtime, tmp_path, ca, csms_of):
+    client_ca = make_ca("Example Charger Fleet CA")
+    csms = csms_of(client_ca[2])
+    sim = sims(runtime, tmp_path / "flash", url=csms.url("MTLS1"), sets=["ocppg=false"]).start()
+    assert post_set(sim, ocppsc=ca[2]) == (200, {"ocppsc": True})
+    # Without a client certificate the CSMS refuses the handshake.
+    st = sim.wait_status(lambda s: s["ocpple"] and "failed" in s["ocpple"], keys=("ocpple", "ocppc"))
+    assert st["ocppc"] is False and not csms.received("BootNotification", "MTLS1")
+    cert, key = issue(client_ca, "charger-0042", client=True)
+    assert post_set(sim, ocppcc=cert, ocppck=key) == (200, {"ocppcc": True, "ocppck": True})
+    csms.wait_received("BootNotification", 1, cp_id="MTLS1")
+    sim.wait_status(lambda s: s["ocppa"] is True, keys=("ocppa",))
+    assert key.splitlines()[1] not in "\n".join(sim.output)
+    assert sim.status("ocppck") == {"ocppck": None}
+
+
+def test_client_certificate_of_another_ca_is_refused(sims, runtime, tmp_path, ca, csms_of):
+    client_ca = make_ca("Example Charger Fleet CA")
+    csms = csms_of(client_ca[2])
+    cert, key = issue(ca, "charger-0043", client=True)  # not from the fleet CA
+    sim = sims(runtime, tmp_path / "flash", url=csms.url("MTLS2"), sets=["ocppg=false"]).start()
+    assert post_set(sim, ocppsc=ca[2], ocppcc=cert, ocppck=key)[0] == 200
+    st = sim.wait_status(lambda s: s["ocpple"] and "failed" in s["ocpple"], keys=("ocpple", "ocppc"))
+    assert st["ocppc"] is False and not csms.received("BootNotification", "MTLS2")
+
+
+def test_without_ca_and_without_global_store_the_charger_does_not_connect(sims, runtime, tmp_path, ca, csms_of):
+    csms = csms_of()
+    sim = sims(runtime, tmp_path / "flash", url=csms.url("NOCA"), sets=["ocppg=false"]).start()
+    st = sim.wait_status(lambda s: s["ocpple"] and "no CA" in s["ocpple"], keys=("ocpple", "ocppc"))
+    assert st["ocppc"] is False and not csms.received("BootNotification", "NOCA")
+
+
+def test_ocppg_verifies_against_the_default_ca_store(sims, tmp_path, ca, csms_of, monkeypatch):
+    # The CPython simulator's default store follows SSL_CERT_FILE; the device has none of its own.
+    (tmp_path / "store.pem").write_text(ca[2])
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "store.pem"))
+    csms = csms_of()
+    sims("cpython", tmp_path / "flash", url=csms.url("STORE"), sets=["ocppg=true"]).start()
+    csms.wait_received("BootNotification", 1, cp_id="STORE")
+
+
+def test_changing_tls_settings_reconnects_with_them(sims, runtime, tmp_path, ca, csms_of):
+    csms = csms_of()
+    sim = sims(runtime, tmp_path / "flash", url=csms.url("RECON"), sets=["ocppss=true"]).start()
+    sim.wait_status(lambda s: s["ocppa"] is True, keys=("ocppa",))
+    other = make_ca("Some Other Root CA")[2]
+    # A healthy connection is dropped and made anew: the CSMS is not from that CA.
+    assert post_set(sim, ocppsc=other, ocppg=False, ocppss=False)[0] == 200
+    st = sim.wait_status(lambda s: s["ocppc"] is False and s["ocpple"] and "failed" in s["ocpple"],
+                         keys=("ocpple", "ocppc"))
+    assert "RECON" in st["ocpple"]

@@ -10,7 +10,7 @@ the interval the CSMS gives.
 import asyncio
 
 from firmware import log
-from firmware.compat import create_ssl_context, ssl_skip_hostname_check
+from firmware.compat import create_ssl_context, sleep_ms, ssl_skip_hostname_check
 from firmware.ocpp.rpc import CallError, CallTimeout, NotConnected, Rpc
 from firmware.ocpp.websocket import (Backoff, ConnectionClosed, WebSocket, WebSocketError,
                                      basic_auth_header, parse_url)
@@ -37,6 +37,11 @@ def _check_key(v):
     if v and not 16 <= len(v) <= 40:
         return "AuthorizationKey must be 16 to 40 characters"
     return None
+
+
+_ANSWER_MS = 200  # time for the answer to a CALL that changed the connection's settings
+# Settings taken when a wss connection is made.
+_TLS_KEYS = ("ocppsc", "ocppss", "ocppcn", "ocppcc", "ocppck", "ocppg")
 
 
 def define_keys(settings):
@@ -81,7 +86,8 @@ class OcppSession:
         self.clock = clock
         self.boot_info = boot_info  # BootNotification payload (vendor, model, serial, ...)
         self.handlers = {}
-        self.rpc = Rpc(self._send, self.handlers, log=log.frame)
+        self.rpc = Rpc(self._send, self.handlers, log=self._log_frame)
+        self._secrets = (0, log.SECRETS)  # (number of keys defined, lower-case write-only key names)
         self.ws = None
         self.started = False
         self.connected_ms = None  # ms since boot (go-e ocppca)
@@ -100,6 +106,8 @@ class OcppSession:
         settings.watch("ocppe", self._reconnect)
         settings.watch("ocppu", self._new_server)
         settings.watch("AuthorizationKey", self._reconnect)
+        for k in _TLS_KEYS:
+            settings.watch(k, self._tls_changed)
         settings.watch("HeartbeatInterval", lambda s: self._hb_wake.set())
 
     # -- for the feature profiles ----------------------------------------------
@@ -131,11 +139,32 @@ class OcppSession:
         self._server_gen += 1
         self._reconnect()
 
+    def _tls_changed(self, _setting=None):
+        # Certificates and checks are taken at connect time: a wss session starts anew.
+        if self.settings.get("ocppu").startswith("wss:"):
+            self._reconnect()
+
+    def _log_frame(self, direction, text):
+        keys = self.settings.keys()
+        if self._secrets[0] != len(keys):
+            names = [k.name.lower() for k in keys if k.flags & SECRET]
+            for k in keys:
+                if k.flags & SECRET and k.alias:
+                    names.append(k.alias.lower())
+            self._secrets = (len(keys), names)
+        log.frame(direction, text, self._secrets[1])
+
     def _reconnect(self, _setting=None):
         self._backoff.reset()
         self._wake.set()
         if self.ws is not None:
-            self.ws.abort()
+            asyncio.create_task(self._drop(self.ws))
+
+    async def _drop(self, ws):
+        # A change the CSMS made (ChangeConfiguration AuthorizationKey) gets its answer first.
+        await sleep_ms(_ANSWER_MS)
+        if self.ws is ws:
+            ws.abort()
 
     async def _send(self, text):
         ws = self.ws
@@ -172,7 +201,7 @@ class OcppSession:
                     ws.abort()
                     continue
             except (WebSocketError, OSError, ValueError, asyncio.TimeoutError) as e:
-                log.error("OCPP connect to %s failed: %s" % (url, e))
+                log.error(log.hide("OCPP connect to %s failed: %s" % (url, e), url))
                 await self._pause(self._wake, self._backoff.next_ms())
                 continue
             try:
@@ -190,11 +219,28 @@ class OcppSession:
             headers.append(("Authorization", basic_auth_header(_cp_id(path), key)))
         ctx = None
         if secure:
-            ctx = create_ssl_context(verify=not s.get("ocppss"), cadata=s.get("ocppsc") or None)
-            if s.get("ocppcn"):
-                ssl_skip_hostname_check(ctx)
-        log.info("OCPP connecting to " + url)
+            ctx = self._tls_context()
+        log.info("OCPP connecting to " + log.mask_url(url))
         return await WebSocket.connect(url, ("ocpp1.6",), headers, ctx, MAX_MESSAGE, CONNECT_TIMEOUT_MS)
+
+    def _tls_context(self):
+        """The TLS settings: ocppsc the CA (PEM) to trust, ocppg the default CA store
+        too, ocppss no server verification, ocppcn no host name check, ocppcc/ocppck
+        the client certificate and key (PEM) for mutual TLS."""
+        s = self.settings
+        verify = not s.get("ocppss")
+        ca = s.get("ocppsc") or None
+        store = s.get("ocppg")
+        if verify and not ca and not store:
+            raise ValueError("no CA to verify the server: set ocppsc, ocppg=true or ocppss=true")
+        cert = s.get("ocppcc") or None
+        key = s.get("ocppck") or None
+        if key and not cert:
+            raise ValueError("ocppck is set but ocppcc (client certificate) is empty")
+        ctx = create_ssl_context(verify=verify, cadata=ca, default_store=store, certdata=cert, keydata=key)
+        if s.get("ocppcn"):
+            ssl_skip_hostname_check(ctx)
+        return ctx
 
     async def _serve(self, ws):
         self.ws = ws
