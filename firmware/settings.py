@@ -26,6 +26,7 @@ REBOOT = const(8)  # the change takes effect after a reboot (OCPP RebootRequired
 SECRET = const(16)  # write-only: reads never reveal it
 NULL = const(32)  # None is a valid value
 OCPP = const(64)  # listed in OCPP GetConfiguration
+URL_PASSWORD = const(128)  # a URL whose user:password@ password reads masked; written back masked, it is kept
 
 _FILE = "settings.json"
 _KIND_NAMES = ("boolean", "integer", "number", "string", "string", "value")
@@ -236,6 +237,11 @@ class Settings:
             return name + ": unknown key"
         if not s.flags & W or s.getter is not None:
             return s.api_name() + ": read-only key"
+        if s.flags & URL_PASSWORD and isinstance(value, str):
+            from firmware.log import unmask_url
+            value, err = unmask_url(value, s.value)
+            if err:
+                return s.api_name() + ": " + err
         v, err = self.validate(s, value)
         if err:
             return err
@@ -321,7 +327,11 @@ class Settings:
             raise KeyError(key)
         if s.flags & SECRET or not s.flags & R:
             return None
-        return self.get(s.name)
+        v = self.get(s.name)
+        if s.flags & URL_PASSWORD and v:
+            from firmware.log import mask_url
+            v = mask_url(v)
+        return v
 
     def api_keys(self):
         """Every key readable over the API, in definition order."""

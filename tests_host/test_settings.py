@@ -244,3 +244,36 @@ def test_corrupt_settings_never_raise_on_micropython(tmp_path):
     assert lines[1].startswith("300 10 [") and "ocpph" in lines[1] and "default used" in lines[1]
     assert lines[2] == ("ocpph: expected integer, got nan | dwo: expected a finite number, got inf"
                         " | ocpph: expected integer, got fraction 2.5")
+
+
+def _url_settings():
+    from firmware.settings import PERSIST, RW, STR, URL_PASSWORD, Settings
+    s = Settings()
+    s.define("ocppu", STR, "", RW | PERSIST | URL_PASSWORD, hi=512)
+    return s
+
+
+def test_url_password_reads_masked_everywhere_and_a_masked_write_back_keeps_it():
+    s = _url_settings()
+    assert s.set("ocppu", "wss://cp1:s3cret@csms.example/ocpp/CP1") is None
+    assert s.api_get("ocppu") == "wss://cp1:***@csms.example/ocpp/CP1"
+    assert s.set("ocppu", "wss://cp1:***@csms.example/ocpp/CP2") is None  # another path, same server
+    assert s.get("ocppu") == "wss://cp1:s3cret@csms.example/ocpp/CP2"
+
+
+def test_masked_url_for_another_server_is_refused_and_nothing_changes():
+    s = _url_settings()
+    s.set("ocppu", "wss://cp1:s3cret@csms.example/ocpp/CP1")
+    err = s.set("ocppu", "wss://cp1:***@evil.example/ocpp/CP1")
+    assert err.startswith("ocppu: the password is masked")
+    assert s.get("ocppu") == "wss://cp1:s3cret@csms.example/ocpp/CP1"
+
+
+def test_repl_config_and_vendor_data_transfer_never_show_the_url_password(tmp_path):
+    from firmware import config
+    from firmware.ocpp.core import _api_values
+    config.open(str(tmp_path))
+    assert config.set(ocppu="ws://cp1:s3cret@127.0.0.1:9/ocpp/CP1")["ocppu"] is True
+    assert config.get("ocppu") == "ws://cp1:***@127.0.0.1:9/ocpp/CP1"
+    status, data = _api_values(config._settings(), "GetApiKeys", '["ocppu"]')
+    assert status == "Accepted" and "s3cret" not in data["ocppu"]

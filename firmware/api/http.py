@@ -382,8 +382,6 @@ class HttpApi:
         for k in keys:
             try:
                 out[k] = s.api_get(k)
-                if k == "ocppu":
-                    out[k] = log.mask_url(out[k])
             except KeyError:
                 pass  # unknown keys are left out, HTTP 200 (go-e clients rely on it)
             except Exception as e:  # noqa: BLE001 - one broken getter must not hide the rest
@@ -410,8 +408,6 @@ class HttpApi:
         for args in pairs:
             for k in args:
                 v, err = parse_value(args.get(k))
-                if err is None and k == "ocppu" and isinstance(v, str):
-                    v, err = log.unmask_url(v, self.settings.get("ocppu"))
                 if err is None:
                     err = self.settings.set(k, v)
                 if err is None:

@@ -14,7 +14,7 @@ from firmware.compat import create_ssl_context, sleep_ms, ssl_skip_hostname_chec
 from firmware.ocpp.rpc import CallError, CallTimeout, NotConnected, Rpc
 from firmware.ocpp.websocket import (Backoff, ConnectionClosed, WebSocket, WebSocketError,
                                      basic_auth_header, parse_url)
-from firmware.settings import BOOL, INT, OCPP, PERSIST, REBOOT, RW, SECRET, STR, W
+from firmware.settings import BOOL, INT, OCPP, PERSIST, REBOOT, RW, SECRET, STR, URL_PASSWORD, W
 
 # Retry a BootNotification after this when the CSMS gives interval 0 or never answers.
 DEFAULT_BOOT_RETRY_S = 30
@@ -47,7 +47,7 @@ _TLS_KEYS = ("ocppsc", "ocppss", "ocppcn", "ocppcc", "ocppck", "ocppg")
 def define_keys(settings):
     d = settings.define
     d("ocppe", BOOL, False)
-    d("ocppu", STR, "", hi=512, check=_check_url)
+    d("ocppu", STR, "", RW | PERSIST | URL_PASSWORD, hi=512, check=_check_url)
     d("ocppg", BOOL, True)
     d("ocppcn", BOOL, False)
     d("ocppss", BOOL, False)
