@@ -29,7 +29,7 @@ class App:
         s.load()  # values of keys defined later are restored when they are defined
         self.clock = Clock()
         self.controller = ChargeController(board.drivers, getattr(board, "evse_config", None))
-        self.energy = EnergyCounter(self.store, self.controller.meter)
+        self.energy = EnergyCounter(self.store, self.controller.meter, wall=self.clock.now)
         if self.energy.error:
             log.error(self.energy.error)
         ocpp_session.define_keys(s)

@@ -367,3 +367,17 @@ def test_crossing_the_reserved_ceiling_writes_before_the_total_is_shown(tmp_path
     assert ec.total_wh == 25
     obj = store.read_json("energy.json")[0]
     assert obj["c"] >= 25
+
+
+def test_each_write_is_dated_when_the_clock_is_known_and_read_back_at_boot(tmp_path):
+    store = Store(str(tmp_path))
+    meter = FakeMeter(0.0)
+    wall = [None]
+    ec = counter(store, meter, wall=lambda: wall[0])
+    ec.update(0)
+    assert "t" not in store.read_json("energy.json")[0]  # no clock yet: undated
+    wall[0] = 1_800_000_000
+    meter.energy_wh = 50.0
+    ec.update(1000)
+    assert store.read_json("energy.json")[0]["t"] == 1_800_000_000
+    assert counter(store, FakeMeter(0.0)).saved_time == 1_800_000_000

@@ -312,15 +312,24 @@ def test_transaction_while_offline_is_delivered_in_order_with_its_id(sims, runti
     assert mvs and all(p["transactionId"] == 1 for p in mvs)
 
 
+def _epoch(iso):
+    from datetime import datetime
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
 def test_power_loss_while_charging_closes_transaction_with_reason_power_loss(sims, runtime, tmp_path, csms):
     sim = online(start(sims, runtime, tmp_path, csms))
     st = card_transaction(sim, csms)
-    charging(sim, 3)
+    charging(sim, 12)  # past a meter write
     sim.kill()
+    killed_at = time.time()
+    time.sleep(3)  # the outage: the charger comes back 3 s later
     sim = online(start(sims, runtime, tmp_path, csms))
     stop = csms.wait_received("StopTransaction", 1)[0]
     assert stop["reason"] == "PowerLoss" and stop["transactionId"] == 1
     assert stop["meterStop"] >= st["meterStart"]
+    # Dated by the last meter reading on flash, before the cut, not at the reboot.
+    assert _epoch(st["timestamp"]) <= _epoch(stop["timestamp"]) <= killed_at
     assert len(csms.received("StartTransaction")) == 1
     assert sim.status("trx")["trx"] is None
 

@@ -7,7 +7,7 @@ following it down. The total is an int: ESP32 floats are single precision and
 stop resolving 1 Wh above 16.7 MWh, while small ints hold up to 2**30 Wh.
 
 File (Store JSON): {"wh": total, "m": meter reading that total corresponds to,
-"c": ceiling}. Writes are rate limited for flash wear: after step_wh of change
+"c": ceiling, "t": wall clock seconds of the write when known}. Writes are rate limited for flash wear: after step_wh of change
 but no more than once per min_ms, or once per max_ms while anything changed,
 plus flush() (the transaction code calls it at start and stop).
 
@@ -25,7 +25,7 @@ from firmware.compat import ticks_diff
 
 class EnergyCounter:
     def __init__(self, store, meter, name="energy.json", step_wh=10, min_ms=10000,
-                 max_ms=60000, max_w=50000, jump_wh=200, reserve_s=15):
+                 max_ms=60000, max_w=50000, jump_wh=200, reserve_s=15, wall=None):
         self.store = store
         self.meter = meter
         self.name = name
@@ -39,6 +39,8 @@ class EnergyCounter:
         self.max_w = max_w
         self.jump_wh = jump_wh
         self.reserve_s = reserve_s
+        self.wall = wall  # fn() -> epoch seconds or None: dates each write
+        self.saved_time = None  # when the file found at boot was written (a power cut came after)
         self.error = None
         self.writes = 0
         self.resets = 0  # times the meter reading was not followed (restart, swap, jump)
@@ -67,6 +69,9 @@ class EnergyCounter:
                 if isinstance(c, int) and not isinstance(c, bool) and c > wh:
                     # The last run may have shown up to c before the power went.
                     self._resume = c
+                t = obj.get("t")
+                if isinstance(t, int) and not isinstance(t, bool):
+                    self.saved_time = t
                 self._ceiling = self._total
             else:
                 self.error = name + " invalid, counting from the meter"
@@ -155,8 +160,12 @@ class EnergyCounter:
         if self._now is not None:
             self._saved_at = self._now  # also after a failure: retry at the normal rate
         c = self._total if final else self._total + self._reserve()
+        rec = {"wh": self._total, "m": self._ref, "c": c}
+        t = self.wall() if self.wall is not None else None
+        if t is not None:
+            rec["t"] = int(t)
         try:
-            self.store.write_json(self.name, {"wh": self._total, "m": self._ref, "c": c})
+            self.store.write_json(self.name, rec)
         except OSError:
             self.error = self.name + " write failed"
             self._failed = True

@@ -250,8 +250,9 @@ class Transactions:
             self._unsent = None
             self.app.store.delete(TX_FILE)
 
-    def stop_now(self, reason, tag=None):
-        """Stop the running transaction now (synchronous: the StopTransaction is on flash on return)."""
+    def stop_now(self, reason, tag=None, at=None):
+        """Stop the running transaction now (synchronous: the StopTransaction is on flash on return).
+        at: the stop time (epoch s) when it is not now."""
         tx = self.current
         if tx is None:
             return
@@ -266,7 +267,7 @@ class Transactions:
             p = {"meterStop": stop_wh, "reason": reason}
             if tx.id is not None:
                 p["transactionId"] = tx.id
-            now = app.clock.now()
+            now = app.clock.now() if at is None else at
             if now is not None:
                 p["timestamp"] = app.clock.iso(now)
             if tag:
@@ -335,7 +336,12 @@ class Transactions:
                 q.push("StartTransaction", p, tx_ref=ref)
             tx.id = q.id_for(ref)
         self.current = tx
-        self.stop_now("PowerLoss")
+        # Stopped when the last meter reading reached the flash, the latest
+        # moment known to have been before the cut.
+        at = self.app.energy.saved_time
+        if at is None or (isinstance(tx.start_s, int) and at < tx.start_s):
+            at = tx.start_s
+        self.stop_now("PowerLoss", at=at)
 
     def _answered(self, action, ref, payload, res):
         if action == "StartTransaction":
