@@ -105,15 +105,6 @@ asyncio.run(main())
 """
 
 
-def _free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def _get(url):
     with urllib.request.urlopen(url, timeout=10) as r:
         r.read()
@@ -131,6 +122,7 @@ def heap_figures(quick=False):
     """The HTTP layer's heap on MicroPython, from the .mpy bundle."""
     n = 3 if quick else 10
     warm = 2
+    from host_tools.bench import _free_port
     port = _free_port()
     with tempfile.TemporaryDirectory() as d:
         env = dict(os.environ)

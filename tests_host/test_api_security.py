@@ -16,6 +16,7 @@ import pytest
 from firmware import log
 from tests_host.conftest import RUNTIMES
 from tests_host.harness import Sim, free_port
+from tests_host.test_api_http_e2e import slow_clients
 
 pytestmark = pytest.mark.e2e
 
@@ -161,21 +162,7 @@ def test_prompt_concurrent_clients_all_get_200(sim, n):
 
 def test_prompt_clients_get_200_beside_slow_ones(sim):
     stop = threading.Event()
-
-    def slow():
-        try:
-            s = socket.create_connection(("127.0.0.1", sim.http_port), timeout=5)
-            for b in b"GET /api/status HTTP/1.0\r\nX-Slow: " + b"z" * 10000:
-                if stop.is_set():
-                    break
-                s.send(bytes([b]))
-                time.sleep(0.05)
-            s.close()
-        except OSError:
-            pass
-    slow_threads = [threading.Thread(target=slow, daemon=True) for _ in range(4)]
-    for t in slow_threads:
-        t.start()
+    slow_threads = slow_clients(sim, 4, stop)
     try:
         time.sleep(0.3)  # the slow clients hold four places
         test_prompt_concurrent_clients_all_get_200(sim, 6)
