@@ -19,6 +19,9 @@ run() returns a dict of figures (`python -m host_tools bench --only http`):
   http_heap_from              what the heap figures ran from
   status_median_ms            median latency of /api/status?filter=... while a
   status_p95_ms               transaction runs with 1-second MeterValues
+  control_tick_gap_max_ms     meanwhile, the longest gap between two control
+                              ticks (20 ms period): what the HTTP load costs
+                              the control loop
   latency_condition           what the charger was doing while measured
   page_bytes, page_gzip_bytes size of the status page
 The firmware modules the rest of the charger needs anyway (settings, log,
@@ -178,6 +181,7 @@ def status_latency(runtime="micropython", n=200, window_s=5):
             cond = "transaction charging, MeterValues every 1 s" \
                 if sim.sim_status()["contactor"] and mv0 else "no transaction could be started"
             url = sim.base + "/api/status?filter=" + FILTER
+            sim.sim_set(tick_gap_reset=True)
             times = []
             t_end = time.monotonic() + window_s  # several sampling periods, whatever n is
             while len(times) < n or time.monotonic() < t_end:
@@ -186,8 +190,10 @@ def status_latency(runtime="micropython", n=200, window_s=5):
                 times.append((time.perf_counter() - t0) * 1000)
             times.sort()
             mv = len(csms.received("MeterValues", "BENCH")) - mv0
+            gap = sim.sim_status()["tick_gap_max_ms"]
             return {"status_median_ms": round(statistics.median(times), 2),
                     "status_p95_ms": round(times[int(len(times) * 0.95)], 2),
+                    "control_tick_gap_max_ms": gap,
                     "latency_condition": "%s (%d meanwhile), %s from .py, %d requests"
                                          % (cond, mv, runtime, len(times))}
         finally:

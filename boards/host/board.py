@@ -158,6 +158,9 @@ class HostBoard:
             "lock": bool(w.lock),
             "diode": w.diode,
             "temperature": w.temperature,
+            # Longest gap between two control ticks since boot or since
+            # /sim/set?tick_gap_reset=true (the tick is 20 ms).
+            "tick_gap_max_ms": c.gap_max_ms if c is not None else None,
         }
 
     def sim_set(self, key, value):
@@ -193,6 +196,11 @@ class HostBoard:
             if not _number(value) or not -40 <= value <= 150:
                 return "temperature: value must be a number -40..150"
             w.temperature = value
+        elif key == "tick_gap_reset":
+            c = self.drivers.controller
+            if value is not True or c is None:
+                return "tick_gap_reset: only true, once the charger runs"
+            c.gap_max_ms = 0
         else:
             return "%s: unknown sim key" % key
         return None

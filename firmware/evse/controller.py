@@ -143,6 +143,7 @@ class ChargeController:
         self._crash_seen = False  # an exception in a tick was reported since the last reset
         self._listeners = []
         self.tick_count = 0
+        self.gap_max_ms = 0  # longest time between two ticks of run(): what the other tasks cost it
 
         self._pwm.freq(PWM_FREQ)
         self._pwm.duty_u16(duty_to_u16(DUTY_OFF))
@@ -266,8 +267,14 @@ class ChargeController:
     async def run(self):
         period = self.tick_ms
         due = ticks_ms()
+        last = due
         while True:
-            self.tick(ticks_ms())
+            now = ticks_ms()
+            gap = ticks_diff(now, last)
+            if gap > self.gap_max_ms:
+                self.gap_max_ms = gap
+            last = now
+            self.tick(now)
             due = ticks_add(due, period)
             delay = ticks_diff(due, ticks_ms())
             if delay < 0:
