@@ -15,6 +15,7 @@ also in build/bench-results.json:
 - heap: MicroPython heap of the charger running from the .mpy bundle under
   -X heapsize=512K (boot + heartbeats, a full transaction session with
   offline queueing, a short soak), and flash writes per transaction;
+- heapmin: the smallest -X heapsize the same session runs in (the real peak need);
 - control loop period and pilot A -> contactor open reaction (firmware/evse/bench.py);
 - http: host_tools.bench_api.run(), when present.
 
@@ -438,6 +439,57 @@ async def bench_heap(quick):
     return out
 
 
+async def _session_fits(heap_k, bundle):
+    """True when the charger from the bundle boots, heartbeats and runs a whole
+    transaction with an offline span under -X heapsize=<heap_k>K."""
+    csms = await _start_csms(boot_interval=1)
+    cp_id = "HEAPMIN"
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            port = _free_port()
+            base = "http://127.0.0.1:%d" % port
+            sets = ["MeterValueSampleInterval=1", "ClockAlignedDataInterval=0"]
+            try:
+                p = await Proc(sim_cmd("micropython", csms.url(cp_id), port, tmp + "/flash", sets, bundle,
+                                       "%dK" % heap_k)).start(20)
+            except RuntimeError:
+                return False  # did not even boot
+            try:
+                await csms.wait_for(lambda: _boot_answered(csms, cp_id), 15)
+                if not await _wait_received(csms, cp_id, "Heartbeat", 2, 15):
+                    return False
+                started, stopped, _ = await _transaction(csms, cp_id, base, [], 2)
+                await http_get(base, "/api/status")
+                return started and stopped and p.proc.returncode is None
+            except (OSError, TimeoutError, asyncio.TimeoutError, RuntimeError, KeyError, ValueError):
+                return False
+            finally:
+                await p.stop()
+    finally:
+        await csms.stop()
+
+
+async def bench_heap_min(quick):
+    """The smallest -X heapsize (16 KB steps) the whole session runs in: the real peak
+    need of the application, which mem_peak cannot tell (it never subtracts what gc frees)."""
+    if quick:
+        return {"skipped": "not in --quick (several full sessions)"}
+    bundle = ROOT / "build" / "host" / "bundle"
+    lo, hi = 256, int(HEAP.rstrip("K"))  # lo: below the baseline after imports
+    if not await _session_fits(hi, bundle):
+        return {"smallest_heap_k": None, "note": "no full session even at %s" % HEAP}
+    runs = {hi: True}
+    while hi - lo > 16:
+        mid = (lo + hi) // 2 // 16 * 16
+        ok = await _session_fits(mid, bundle)
+        runs[mid] = ok
+        if ok:
+            hi = mid
+        else:
+            lo = mid
+    return {"smallest_heap_k": hi, "resolution_k": 16, "runs": runs}
+
+
 # ---- control loop and HTTP ------------------------------------------------------------------
 
 def bench_control(quick):
@@ -523,6 +575,13 @@ def table(res):
             h["soak_live_first_bytes"], h["soak_live_last_bytes"], h["soak_live_max_bytes"]),
             "%d s, growth %+d B" % (h["soak_s"], h["soak_growth_bytes"]))
         row("flash writes per transaction", _f(h["flash_writes_per_transaction"]), "Store.writes")
+    hm = res.get("heapmin")
+    if hm:
+        if "skipped" in hm:
+            row("heap: smallest heapsize for the session", "-", hm["skipped"])
+        else:
+            row("heap: smallest heapsize for the session", "%sK" % hm["smallest_heap_k"],
+                "bundle; boot, heartbeats, a transaction with an offline span (16 KB steps)")
     c = res.get("control")
     if c:
         row("control: tick cost mean / max", "%d / %d us" % (c["tick_cost_mean_us"], c["tick_cost_max_us"]),
@@ -549,7 +608,7 @@ def table(res):
     return "\n".join(lines)
 
 
-PARTS = ("rpc", "e2e", "boot", "heap", "control", "http")
+PARTS = ("rpc", "e2e", "boot", "heap", "heapmin", "control", "http")
 
 
 def run(quick=False, parts=PARTS):
@@ -560,6 +619,7 @@ def run(quick=False, parts=PARTS):
     res["bundle"] = image.build_bundle("host")  # the heap and control figures run from .mpy
     funcs = {"rpc": bench_rpc, "e2e": lambda q: asyncio.run(bench_e2e(q)),
              "boot": lambda q: asyncio.run(bench_boot(q)), "heap": lambda q: asyncio.run(bench_heap(q)),
+             "heapmin": lambda q: asyncio.run(bench_heap_min(q)),
              "control": bench_control, "http": bench_http}
     for part in parts:
         t = time.monotonic()
