@@ -45,10 +45,14 @@ schemas: $(STAMP)
 image: $(STAMP)
 	$(VPY) -m host_tools image --board $(BOARD)
 
-# Not written yet: say so plainly instead of failing with a usage text.
-flash deploy: $(STAMP)
-	@echo "make $@ is not available yet. For now: make image BOARD=$(BOARD), then copy" \
-	  "build/$(BOARD)/bundle/ to the board with '$(VENV)/bin/mpremote connect $(PORT) fs cp -r ...'"; exit 1
+# MicroPython (FIRMWARE=the .bin from micropython.org) and build/$(BOARD)/fs.img, with esptool.
+# Without FIRMWARE it explains where to get one.
+flash: $(STAMP)
+	$(VPY) -m host_tools flash --port $(PORT) --board $(BOARD) $(if $(FIRMWARE),--firmware $(FIRMWARE))
+
+# Copy the bundle (rebuilt when stale) with mpremote; Wi-Fi and settings: python -m host_tools deploy --help.
+deploy: $(STAMP)
+	$(VPY) -m host_tools deploy --port $(PORT) --board $(BOARD)
 
 repl: $(STAMP)
 	$(VENV)/bin/mpremote connect $(PORT) repl

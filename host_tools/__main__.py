@@ -7,6 +7,8 @@ Commands:
   gen-schemas  regenerate the firmware's OCPP validation tables from the official schemas
   bench        run the benchmarks (make bench)
   image        build the device bundle and filesystem image (make image)
+  flash        write MicroPython and the filesystem image to a board with esptool (make flash)
+  deploy       copy the bundle to a board with mpremote, plus Wi-Fi and settings (make deploy)
 """
 import importlib
 import sys
@@ -18,6 +20,8 @@ COMMANDS = {
     "gen-schemas": "host_tools.gen_schemas",
     "bench": "host_tools.bench",
     "image": "host_tools.image",
+    "flash": "host_tools.flash",
+    "deploy": "host_tools.deploy",
 }
 
 

@@ -15,13 +15,18 @@ MPREMOTE = str(Path(sys.executable).parent / "mpremote")
 
 
 class VirtualBoard:
-    def __init__(self, cwd):
+    def __init__(self, cwd, repo_on_path=True):
+        """cwd is the board's filesystem root. With repo_on_path=False the board imports only
+        what is in cwd (and its frozen modules), like a real board after a deploy."""
+        env = micropython_env()
+        if not repo_on_path:
+            env["MICROPYPATH"] = ".frozen"
         self._board_master, board_slave = pty.openpty()
         self._host_master, self._host_slave = pty.openpty()
         tty.setraw(board_slave)
         tty.setraw(self._host_slave)
         self.proc = subprocess.Popen([MICROPYTHON, "-X", "heapsize=512K"], stdin=board_slave, stdout=board_slave,
-                                     stderr=board_slave, env=micropython_env(), cwd=str(cwd))
+                                     stderr=board_slave, env=env, cwd=str(cwd))
         os.close(board_slave)
         self.port = os.ttyname(self._host_slave)
         threading.Thread(target=self._bridge, daemon=True).start()

@@ -1,0 +1,170 @@
+"""make deploy / make flash: the bundle copied to a (virtual) board with mpremote, MicroPython and
+the filesystem image written with esptool."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from host_tools import deploy, flash, image
+from tests_host.mpy import ROOT
+from tests_host.virtual_board import VirtualBoard
+
+pytestmark = pytest.mark.micropython
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    # Built in a temp folder: build/ belongs to make image and its own test.
+    out = tmp_path_factory.mktemp("build") / "esp32_devkitc" / "bundle"
+    image.build_bundle("esp32_devkitc", out)
+    return out
+
+
+@pytest.fixture
+def board(tmp_path):
+    root = tmp_path / "board"
+    root.mkdir()
+    b = VirtualBoard(root, repo_on_path=False)
+    b.root = root
+    yield b
+    b.close()
+
+
+def run_tool(*args, timeout=180):
+    return subprocess.run([sys.executable, "-m", "host_tools", *args], capture_output=True, text=True,
+                          cwd=str(ROOT), timeout=timeout)
+
+
+def test_deploy_copies_every_bundle_file_to_the_board(board, bundle):
+    out = run_tool("deploy", "--port", board.port, "--bundle", str(bundle))
+    assert out.returncode == 0, out.stdout + out.stderr
+    manifest = json.loads((bundle.parent / "bundle-manifest.json").read_text())
+    on_board = sorted(p.relative_to(board.root).as_posix() for p in board.root.rglob("*") if p.is_file())
+    assert on_board == sorted(rel for rel, _ in manifest["files"])
+    for rel, size in manifest["files"]:
+        assert (board.root / rel).read_bytes() == (bundle / rel).read_bytes(), rel
+        assert (board.root / rel).stat().st_size == size
+    assert "copied  %d files" % len(manifest["files"]) in out.stdout
+
+
+def test_deployed_bundle_imports_on_the_board_from_its_own_files(board, bundle):
+    assert run_tool("deploy", "--port", board.port, "--bundle", str(bundle)).returncode == 0
+    out = board.mpremote("exec", "import firmware.app, microdot, os; print(firmware.app.__file__); "
+                                 "print(os.getcwd())")
+    assert out.returncode == 0, out.stderr
+    path, cwd = out.stdout.strip().splitlines()[-2:]
+    assert path.endswith("firmware/app.mpy") and os.path.samefile(os.path.join(cwd, path), board.root / path)
+
+
+def test_deploy_writes_wifi_json_and_applies_settings_through_the_config_module(board, bundle):
+    out = run_tool("deploy", "--port", board.port, "--bundle", str(bundle), "--wifi", "home net:pa:ss",
+                   "--set", "ocpph=42", "--set", 'ocppu="ws://csms.local/ocpp/CP-1"', "--set", "ocppe=true")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads((board.root / "wifi.json").read_text()) == {"ssid": "home net", "password": "pa:ss"}
+    got = board.mpremote("exec", "from firmware import config; config.open('data'); "
+                                 "print(config.get('ocpph'), config.get('HeartbeatInterval'), config.get('ocppe'))")
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.strip().splitlines()[-1] == "42 42 True"
+    assert json.loads((board.root / "data" / "settings.json").read_text())["ocppu"] == "ws://csms.local/ocpp/CP-1"
+    assert "set     ocpph = 42: ok" in out.stdout
+
+
+def test_deploy_reports_a_refused_setting_and_fails(board, bundle):
+    out = run_tool("deploy", "--port", board.port, "--bundle", str(bundle), "--set", "amp=40", "--set", "ocpph=60")
+    assert out.returncode == 1
+    assert "amp = 40: amp: value 40 out of range" in out.stdout
+    assert "set     ocpph = 60: ok" in out.stdout
+    assert "some settings were refused" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_deploy_refuses_a_setting_that_is_not_json_before_touching_the_board(tmp_path):
+    out = run_tool("deploy", "--port", str(tmp_path / "no-board"), "--set", "fna=garage")
+    assert out.returncode == 1
+    assert "is not JSON" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_deploy_to_a_missing_port_fails_with_a_clear_message(tmp_path, bundle):
+    out = run_tool("deploy", "--port", str(tmp_path / "no-board"), "--bundle", str(bundle))
+    assert out.returncode == 1
+    assert out.stderr.startswith("deploy: mpremote failed on ") and "Traceback" not in out.stderr
+
+
+def test_bundle_is_stale_when_missing_or_older_than_its_sources(bundle, tmp_path):
+    assert deploy.is_stale("esp32_devkitc", tmp_path / "nothing" / "bundle")
+    assert not deploy.is_stale("esp32_devkitc", bundle)
+    manifest = bundle.parent / "bundle-manifest.json"
+    st = manifest.stat()
+    try:
+        os.utime(manifest, (st.st_atime, (ROOT / "firmware" / "app.py").stat().st_mtime - 10))
+        assert deploy.is_stale("esp32_devkitc", bundle)
+    finally:
+        os.utime(manifest, (st.st_atime, st.st_mtime))
+    assert deploy.is_stale("esp32_devkitc", bundle, fs=True)  # no fs.img next to it
+
+
+@pytest.fixture
+def firmware(tmp_path):
+    fw = tmp_path / "ESP32_GENERIC-SPIRAM-v1.25.0.bin"
+    fw.write_bytes(bytes([flash.ESP_IMAGE_MAGIC]) + bytes(4095))
+    return fw
+
+
+@pytest.fixture
+def fs_img(tmp_path):
+    img = tmp_path / "fs.img"
+    img.write_bytes(bytes(4096))
+    return img
+
+
+def test_flash_dry_run_prints_the_esptool_command_with_the_partition_offsets(firmware, fs_img):
+    out = run_tool("flash", "--port", "/dev/ttyUSB7", "--firmware", str(firmware), "--fs-image", str(fs_img),
+                   "--dry-run")
+    assert out.returncode == 0, out.stderr
+    cmd = out.stdout.strip().splitlines()[-1].split()
+    assert cmd[1:] == ["-m", "esptool", "--chip", "esp32", "--port", "/dev/ttyUSB7", "--baud", "460800",
+                       "write-flash", "0x1000", str(firmware), "0x200000", str(fs_img)]
+    assert image.VFS_OFFSET == 0x200000
+
+
+def test_flash_command_is_one_esptool_accepts(firmware, fs_img):
+    cmd = flash.esptool_command("/dev/ttyUSB0", "esp32_devkitc", firmware, fs_img, erase=True)
+    i = cmd.index("write-flash")
+    top = subprocess.run(cmd[:3] + ["--help"], capture_output=True, text=True, timeout=60).stdout
+    sub = subprocess.run(cmd[:3] + ["write-flash", "--help"], capture_output=True, text=True, timeout=60).stdout
+    for opt in cmd[3:i:2]:
+        assert opt in top, opt
+    assert "--erase-all" in sub and "<address> <filename>" in sub
+    assert cmd[i + 1:] == ["--erase-all", "0x1000", str(firmware), "0x200000", str(fs_img)]
+
+
+def test_flash_without_firmware_explains_where_to_get_micropython():
+    out = run_tool("flash", "--port", "/dev/ttyUSB0", "--dry-run")
+    assert out.returncode == 2
+    assert "micropython.org/download" in out.stderr and "SPIRAM" in out.stderr and "FIRMWARE=" in out.stderr
+
+
+def test_flash_refuses_a_missing_or_foreign_firmware_file(tmp_path):
+    out = run_tool("flash", "--port", "/dev/ttyUSB0", "--firmware", str(tmp_path / "nope.bin"), "--dry-run")
+    assert out.returncode == 1 and "does not exist" in out.stderr
+    (tmp_path / "page.bin").write_text("<html>")
+    out = run_tool("flash", "--port", "/dev/ttyUSB0", "--firmware", str(tmp_path / "page.bin"), "--dry-run")
+    assert out.returncode == 1 and "is not an ESP32 firmware image" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_flash_to_a_missing_port_fails_with_esptools_reason(tmp_path, firmware, fs_img):
+    port = str(tmp_path / "no-board")
+    out = run_tool("flash", "--port", port, "--firmware", str(firmware), "--fs-image", str(fs_img))
+    assert out.returncode == 1
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("flash: esptool could not write the board on %s: " % port)
+    assert "Could not open" in last and "Traceback" not in out.stdout + out.stderr
+
+
+def test_make_targets_run_the_host_tools(firmware):
+    args = ["make", "-n", "-o", ".venv/.installed", "-C", str(ROOT), "PORT=/dev/ttyUSB3"]
+    out = subprocess.run(args + ["flash", "FIRMWARE=%s" % firmware], capture_output=True, text=True, timeout=30)
+    assert "-m host_tools flash --port /dev/ttyUSB3 --board esp32_devkitc --firmware %s" % firmware in out.stdout
+    out = subprocess.run(args + ["deploy"], capture_output=True, text=True, timeout=30)
+    assert "-m host_tools deploy --port /dev/ttyUSB3 --board esp32_devkitc" in out.stdout
