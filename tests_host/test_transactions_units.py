@@ -78,6 +78,16 @@ def _fail_queue_writes(app, failing):
     store.write_json = write_json
 
 
+async def _stop_while_queue_writes_fail(board, app, failing, *stop_args):
+    """Start a card transaction, then stop it while the queue's flash writes fail."""
+    t = app.transactions
+    board.world.ev = "C"
+    t.grant("CARD1")
+    await until(lambda: t.current is not None)
+    failing[0] = True
+    t.stop_now(*stop_args)
+
+
 def test_stop_the_flash_could_not_queue_is_kept_and_queued_once_it_can(tmp_path):
     from firmware import log
     board, app = make_app(tmp_path)
@@ -86,11 +96,7 @@ def test_stop_the_flash_could_not_queue_is_kept_and_queued_once_it_can(tmp_path)
 
     async def scenario():
         t = app.transactions
-        board.world.ev = "C"
-        t.grant("CARD1")
-        await until(lambda: t.current is not None)
-        failing[0] = True
-        t.stop_now("Local", "CARD1")
+        await _stop_while_queue_writes_fail(board, app, failing, "Local", "CARD1")
         kept = app.store.read_json("tx.json")[0]
         err = log.last_error
         blocked = t.remote_start({"idTag": "CARD2"})
@@ -110,12 +116,7 @@ def test_stop_kept_in_tx_file_is_queued_with_its_reason_at_the_next_boot(tmp_pat
     _fail_queue_writes(app, failing)
 
     async def scenario():
-        t = app.transactions
-        board.world.ev = "C"
-        t.grant("CARD1")
-        await until(lambda: t.current is not None)
-        failing[0] = True
-        t.stop_now("Remote")
+        await _stop_while_queue_writes_fail(board, app, failing, "Remote")
         # The power goes before the flash takes it: the next boot sends it.
     run_app(app, scenario)
     board2, app2 = make_app(tmp_path)
