@@ -103,6 +103,12 @@ class CsmsThread:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(5)
 
+    def close_checked(self):
+        """Close, then fail if any frame the charger sent broke the official schemas."""
+        violations = list(self.csms.violations)
+        self.close()
+        assert violations == [], "schema violations in frames from the charger: %r" % violations
+
 
 class PortTaken(Exception):
     pass
@@ -178,6 +184,15 @@ class Sim:
                 raise AssertionError("no %r in the simulator output:\n%s" % (text, self.log()))
             time.sleep(0.05)
 
+    def rst(self, timeout=30.0):
+        """Reboot through the API (`rst`) and wait until the charger serves again."""
+        n = sum(1 for line in list(self.output) if line.startswith("READY"))
+        assert self.get("/api/set?rst=1")[0] == 200
+        deadline = time.monotonic() + timeout
+        while sum(1 for line in list(self.output) if line.startswith("READY")) <= n:
+            assert time.monotonic() < deadline and self.alive(), self.log()
+            time.sleep(0.05)
+
     def log(self, last=60):
         return "\n".join(self.output[-last:])
 
@@ -223,3 +238,17 @@ class Sim:
             if time.monotonic() > deadline:
                 raise AssertionError("charger status condition not met: %r\n%s" % (st, self.log()))
             time.sleep(0.05)
+
+
+def online_charger(runtime, flash_dir, cp_id="CP1"):
+    """Generator for a module fixture: (csms, sim), the charger online at the CSMS;
+    the CSMS's schema check applies when it ends."""
+    csms = CsmsThread()
+    sim = Sim(runtime, flash_dir, url=csms.url(cp_id))
+    try:
+        sim.start()
+        sim.wait_status(lambda s: s["ocppa"] is True, keys=("ocppa",))
+        yield csms, sim
+    finally:
+        sim.kill()
+        csms.close_checked()

@@ -117,17 +117,9 @@ def _ocpp_text(v):
 @pytest.fixture(scope="module", params=RUNTIMES)
 def online_sim(request, tmp_path_factory):
     """One simulator online at one CSMS per runtime, shared by the round-trip tests."""
-    from tests_host.harness import CsmsThread, Sim
-    c = CsmsThread()
-    sim = Sim(request.param, tmp_path_factory.mktemp("flash-" + request.param), url=c.url("CP1")).start()
-    try:
-        sim.wait_status(lambda s: s["ocppa"] is True, keys=("ocppa",))
+    from tests_host.harness import online_charger
+    for c, sim in online_charger(request.param, tmp_path_factory.mktemp("flash-" + request.param)):
         yield sim, c
-    finally:
-        sim.kill()
-        violations = list(c.csms.violations)
-        c.close()
-    assert violations == [], "schema violations in frames from the charger: %r" % violations
 
 
 def test_the_registry_has_aliased_ocpp_keys():

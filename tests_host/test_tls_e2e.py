@@ -15,9 +15,7 @@ def tls_csms(tmp_path):
     server_ctx, cert_pem, _ = make_cert(tmp_path, "csms")
     c = CsmsThread(ssl=server_ctx)
     yield c, cert_pem.read_text()
-    violations = list(c.csms.violations)
-    c.close()
-    assert violations == []
+    c.close_checked()
 
 
 def test_wss_with_server_certificate_from_ocppsc(sims, runtime, tmp_path, tls_csms):
@@ -130,9 +128,7 @@ def csms_of(ca, tmp_path):
         return c
     yield make
     for c in started:
-        violations = list(c.csms.violations)
-        c.close()
-        assert violations == []
+        c.close_checked()
 
 
 def post_set(sim, **kv):
