@@ -183,7 +183,65 @@ def test_unknown_message_type_id_is_ignored_and_session_continues():
 def test_async_handler_result_is_awaited():
     async def handler(payload):
         return {"status": "Accepted"}
-    assert answer('[2,"m1","Reset",{"type":"Hard"}]', {"Reset": handler}) == [[CALLRESULT, "m1", {"status": "Accepted"}]]
+
+    async def go():
+        rpc, wire, _ = make({"Reset": handler})
+        await rpc.feed('[2,"m1","Reset",{"type":"Hard"}]')
+        return await wire.next_frame(), len(wire.sent)
+    assert asyncio.run(go()) == ([CALLRESULT, "m1", {"status": "Accepted"}], 1)
+
+
+def test_async_handler_may_await_a_call_before_it_answers():
+    # E.g. RemoteStartTransaction asks Authorize before answering Accepted or Rejected.
+    async def go():
+        rpc, wire, _ = make()
+
+        async def remote_start(payload):
+            res = await rpc.call("Authorize", {"idTag": payload["idTag"]})
+            return {"status": "Accepted" if res["idTagInfo"]["status"] == "Accepted" else "Rejected"}
+        rpc.handlers["RemoteStartTransaction"] = remote_start
+        await rpc.feed('[2,"m1","RemoteStartTransaction",{"idTag":"TAG1"}]')
+        auth = await wire.next_frame()
+        await rpc.feed(json.dumps([3, auth[1], {"idTagInfo": {"status": "Blocked"}}]))
+        return auth[2], await wire.next_frame()
+    action, answer_frame = asyncio.run(go())
+    assert action == "Authorize" and answer_frame == [CALLRESULT, "m1", {"status": "Rejected"}]
+
+
+def test_silent_rpc_answers_no_call_but_still_takes_answers_to_its_own():
+    # Registration Rejected: nothing the central system sends is answered (OCPP 1.6 section 4.2).
+    async def go():
+        rpc, wire, log = make(HANDLERS)
+        rpc.silent = True
+        task = asyncio.create_task(rpc.call("BootNotification", BOOT))
+        boot = await wire.next_frame()
+        for frame in ('[2,"m1","Reset",{"type":"Hard"}]', '[2,"m2","Reset",{}]', '[2,"m3","NoSuchAction",{}]',
+                      '[2,"m4","Reset",{"type":'):
+            await rpc.feed(frame)
+        await rpc.feed(json.dumps([3, boot[1], BOOT_OK]))
+        result = await task
+        rpc.silent = False
+        await rpc.feed('[2,"m5","Reset",{"type":"Hard"}]')
+        return result, wire.frames()[1:], [d for d, _ in log].count("drop")
+    result, answers, dropped = asyncio.run(go())
+    assert result == BOOT_OK
+    assert answers == [[CALLRESULT, "m5", {"status": "Accepted"}]] and dropped == 4
+
+
+def test_screen_answers_instead_of_the_handler_after_validation():
+    # Registration Pending: RemoteStartTransaction is answered Rejected without reaching its handler.
+    started = []
+    handlers = {"RemoteStartTransaction": lambda p: started.append(p) or {"status": "Accepted"}}
+
+    async def go():
+        rpc, wire, _ = make(handlers)
+        rpc.screen = lambda action: {"status": "Rejected"} if action == "RemoteStartTransaction" else None
+        await rpc.feed('[2,"m1","RemoteStartTransaction",{"idTag":"TAG1"}]')
+        await rpc.feed('[2,"m2","RemoteStartTransaction",{}]')
+        return wire.frames()
+    frames = asyncio.run(go())
+    assert frames[0] == [CALLRESULT, "m1", {"status": "Rejected"}] and started == []
+    assert frames[1][0] == CALLERROR and frames[1][2] == "OccurenceConstraintViolation"
 
 
 def test_every_frame_in_and_out_is_logged():
@@ -500,6 +558,8 @@ async def main():
     rpc = Rpc(send, handlers=HANDLERS, id_prefix="mp")
     for f in FRAMES:
         await rpc.feed(f)
+    for _ in range(5):
+        await asyncio.sleep(0)  # the coroutine handlers' tasks answer
     out = [json.loads(t) for t in sent]
 
     async def exchange(action, payload, reply):

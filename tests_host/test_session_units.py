@@ -123,3 +123,58 @@ def test_failed_connections_wait_longer_each_time_with_jitter(monkeypatch):
             assert 0.75 * 1000 * 2 ** n <= ms <= 1.25 * 1000 * 2 ** n
         assert 45000 <= waits[6] <= 60000 and 45000 <= waits[7] <= 60000
     assert runs[0] != runs[1]  # jittered: two chargers do not retry in step
+
+
+def test_rejected_registration_answers_nothing_until_a_retry_is_accepted():
+    s = make()
+    fake_pause(s)
+    fake_csms(s, [("Rejected", 60), ("Rejected", 60), ("Pending", 60), ("Accepted", 60)])
+    silent = []
+    real_call = s.rpc.call
+
+    async def call(action, payload, timeout_ms=None, msg_id=None):
+        silent.append(s.rpc.silent)  # as the BootNotification goes out
+        return await real_call(action, payload, timeout_ms, msg_id)
+    s.rpc.call = call
+    boot(s)
+    # Silent from the first Rejected answer until the Pending one; answering again once Accepted.
+    assert silent == [False, True, True, False] and s.rpc.silent is False
+
+
+def test_a_reconnect_while_rejected_waits_for_the_rest_of_the_interval(monkeypatch):
+    s = make()
+    fake_pause(s, limit=1)
+    fake_csms(s, [("Rejected", 60)])
+    with pytest.raises(Stop):
+        boot(s)
+    slept = []
+
+    async def sleep_ms(ms):
+        slept.append(ms)
+    monkeypatch.setattr(session_mod, "sleep_ms", sleep_ms)
+    sent = fake_csms(s, [("Accepted", 60)])
+    boot(s)  # the connection dropped and came back
+    assert len(slept) == 1 and 55000 < slept[0] <= 60000 and sent == ["BootNotification"]
+    assert s.rpc.silent is False
+
+
+def test_remote_start_and_stop_are_rejected_until_accepted_other_calls_answered():
+    s = make()
+    for status in (None, "Pending", "Rejected"):
+        s.registration = status
+        assert s._screen("RemoteStartTransaction") == {"status": "Rejected"}
+        assert s._screen("RemoteStopTransaction") == {"status": "Rejected"}
+        assert s._screen("GetConfiguration") is None and s._screen("TriggerMessage") is None
+    s.registration = "Accepted"
+    assert s._screen("RemoteStartTransaction") is None and s._screen("RemoteStopTransaction") is None
+
+
+def test_a_new_server_is_not_bound_by_the_old_servers_rejection():
+    s = make()
+    fake_pause(s, limit=1)
+    fake_csms(s, [("Rejected", 60)])
+    with pytest.raises(Stop):
+        boot(s)
+    assert s.rpc.silent is True
+    s.settings.set("ocppu", "ws://127.0.0.1:9/ocpp/CP2")
+    assert s.rpc.silent is False and s._retry_at is None

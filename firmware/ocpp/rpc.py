@@ -6,10 +6,17 @@ section 4, decisions in ocpp16-notes.md item 3). Profiles register handlers by
 action name; the transport hands in each received text frame with feed() and
 gives Rpc a send coroutine.
 
-Handlers run inside feed(), that is inside the transport's reader: a handler
-that awaited call() would wait for a CALLRESULT the reader can no longer read.
-Work that sends must go in the `after` callable of a (response, after) result,
-which runs as its own task once the CALLRESULT is out.
+A plain handler runs inside feed(), that is inside the transport's reader.
+A coroutine handler runs as its own task, so it may await call() (the reader
+stays free to read that call's answer) before it decides its answer. Work to do
+once the answer is out goes in the `after` callable of a (response, after)
+result, which runs as its own task once the CALLRESULT is out.
+
+The session may hold back answers (registration, OCPP 1.6 section 4.2):
+`silent` drops every frame of the peer but answers to our own CALLs, unanswered;
+`screen(action)` may return the answer to a valid CALL instead of its handler;
+`on_result(action, payload)` sees each answer to our CALLs as it arrives, so
+such a decision applies from the very next frame.
 """
 import asyncio
 import json
@@ -72,6 +79,9 @@ class Rpc:
         self._seq = 0
         self.validate_incoming = validate_incoming
         self._log = log
+        self.silent = False  # answer nothing the peer sends (registration Rejected)
+        self.screen = None  # fn(action) -> None (the handler answers) or the answer to give
+        self.on_result = None  # fn(action, payload) of each valid CALLRESULT, before the next frame is read
         self._connected = True
         self._lock = asyncio.Lock()
         self._event = asyncio.Event()
@@ -189,8 +199,8 @@ class Rpc:
             msg = json.loads(text)
         except ValueError:
             mid = _salvage_call_id(text)
-            if mid is None:
-                self._drop("not JSON, id unreadable", text)
+            if mid is None or self.silent:
+                self._drop("not JSON, id unreadable" if mid is None else "not answered", text)
             else:
                 await self._error(mid, "FormationViolation", "frame is not valid JSON")
             return
@@ -203,6 +213,9 @@ class Rpc:
             return
         kind = msg[0]
         if kind == CALL:
+            if self.silent:
+                self._drop("not answered", text)
+                return
             await self._on_call(msg, text)
         elif kind == CALLRESULT or kind == CALLERROR:
             self._on_answer(kind, msg, text)
@@ -239,25 +252,46 @@ class Rpc:
             else:
                 await self._error(mid, "NotImplemented", "unknown action %s" % action[:40])
             return
-        after = None
         try:
             if self.validate_incoming and known(action):
                 err = validate(action, payload)
                 if err is not None:
                     raise CallError(err[0], err[1])
-            result = handler(payload)
-            if type(result) is not dict and type(result) is not tuple:
-                result = await result
-            if type(result) is tuple:
-                result, after = result
-            if type(result) is not dict:
-                raise TypeError("%s handler returned %r, not a dict" % (action, type(result)))
+            result = self.screen(action) if self.screen is not None else None
+            if result is None:
+                result = handler(payload)
         except CallError as e:
             await self._error(mid, e.code, e.description, e.details)
             return
         except Exception as e:  # noqa: BLE001 - any handler bug becomes InternalError
             print_exception(e)
             await self._error(mid, "InternalError", "%s: %s" % (type(e).__name__, e))
+            return
+        if hasattr(result, "send"):  # a coroutine (a generator on MicroPython)
+            # Its own task: the handler may await a call() whose answer this reader has to read.
+            asyncio.create_task(self._answer_later(mid, action, result))
+        else:
+            await self._answer(mid, action, result)
+
+    async def _answer_later(self, mid, action, aw):
+        try:
+            result = await aw
+        except CallError as e:
+            await self._error(mid, e.code, e.description, e.details)
+            return
+        except Exception as e:  # noqa: BLE001 - any handler bug becomes InternalError
+            print_exception(e)
+            await self._error(mid, "InternalError", "%s: %s" % (type(e).__name__, e))
+            return
+        await self._answer(mid, action, result)
+
+    async def _answer(self, mid, action, result):
+        after = None
+        if type(result) is tuple and len(result) == 2:
+            result, after = result
+        if type(result) is not dict:
+            await self._error(mid, "InternalError", "%s handler returned %s, not a dict"
+                              % (action, type(result).__name__))
             return
         try:
             await self._write(_dumps([CALLRESULT, mid, result]))
@@ -291,6 +325,11 @@ class Rpc:
                 if err is not None:
                     self._resolve(CallError(err[0], err[1]))
                     return
+            if self.on_result is not None:
+                try:
+                    self.on_result(self._pending_action, payload)
+                except Exception as e:  # noqa: BLE001 - the caller still gets its answer
+                    print_exception(e)
             self._resolve(payload)
             return
         if len(msg) != 5 or type(msg[2]) is not str or type(msg[3]) is not str:

@@ -4,13 +4,15 @@ CSMS with `call()`, and are told when the charger comes online.
 
 Rules (ocpp16-notes.md item 5): BootNotification after every reboot, after a
 reconnect only if the boot data changed; before Accepted nothing but
-BootNotification is sent (while Pending the CSMS's calls are answered); retry at
-the interval the CSMS gives.
+BootNotification is sent; retry at the interval the CSMS gives. While Pending the
+CSMS's calls are answered, but RemoteStart/RemoteStopTransaction are Rejected
+(as always while not Accepted). While Rejected nothing the CSMS sends is
+answered, and the retry waits for the interval's end, across reconnects too.
 """
 import asyncio
 
 from firmware import log
-from firmware.compat import create_ssl_context, sleep_ms, ssl_skip_hostname_check
+from firmware.compat import create_ssl_context, sleep_ms, ssl_skip_hostname_check, ticks_add, ticks_diff, ticks_ms
 from firmware.ocpp.rpc import CallError, CallTimeout, NotConnected, Rpc
 from firmware.ocpp.websocket import (Backoff, ConnectionClosed, WebSocket, WebSocketError,
                                      basic_auth_header, parse_url)
@@ -20,6 +22,9 @@ from firmware.settings import BOOL, INT, OCPP, PERSIST, REBOOT, RW, SECRET, STR,
 DEFAULT_BOOT_RETRY_S = 30
 MAX_MESSAGE = 16384
 CONNECT_TIMEOUT_MS = 10000
+# Refused until the registration is Accepted (Pending: OCPP 1.6 section 4.2).
+_ONLY_WHEN_ACCEPTED = ("RemoteStartTransaction", "RemoteStopTransaction")
+_REFUSED = {"status": "Rejected"}
 
 
 def _check_url(v):
@@ -87,6 +92,9 @@ class OcppSession:
         self.boot_info = boot_info  # BootNotification payload (vendor, model, serial, ...)
         self.handlers = {}
         self.rpc = Rpc(self._send, self.handlers, log=self._log_frame)
+        self.rpc.screen = self._screen
+        self.rpc.on_result = self._on_result
+        self._retry_at = None  # ticks before which a Rejected registration is not retried
         self._secrets = (0, log.SECRETS)  # (number of keys defined, lower-case write-only key names)
         self.ws = None
         self.started = False
@@ -137,6 +145,7 @@ class OcppSession:
     def _new_server(self, _setting=None):
         # Another URL is another central system or identity: register anew.
         self._server_gen += 1
+        self._rejected(None)
         self._reconnect()
 
     def _tls_changed(self, _setting=None):
@@ -283,7 +292,30 @@ class OcppSession:
         except NotConnected:
             pass
 
+    def _screen(self, action):
+        """Rpc: the answer to a CALL that its handler must not give now."""
+        if action in _ONLY_WHEN_ACCEPTED and self.registration != "Accepted":
+            return dict(_REFUSED)
+        return None
+
+    def _on_result(self, action, payload):
+        # Taken as the answer arrives: the CSMS's next frame already meets the new registration.
+        if action == "BootNotification":
+            self.registration = payload["status"]
+            self.rpc.silent = self.registration == "Rejected"
+
+    def _rejected(self, interval_s):
+        """Registration Rejected for interval_s (None: no longer): answer nothing meanwhile."""
+        self.rpc.silent = interval_s is not None
+        self._retry_at = None if interval_s is None else ticks_add(ticks_ms(), interval_s * 1000)
+
     async def _boot(self, gen):
+        self.registration = None  # not yet registered with this boot data or server
+        if self._retry_at is not None:
+            # Rejected before this connection: the interval given then still applies.
+            left = ticks_diff(self._retry_at, ticks_ms())
+            if left > 0:
+                await sleep_ms(left)
         while True:
             payload = dict(self.boot_info)
             interval = DEFAULT_BOOT_RETRY_S
@@ -297,6 +329,7 @@ class OcppSession:
                 if given:
                     interval = given
                 log.info("BootNotification " + status)
+                self._rejected(interval if status == "Rejected" else None)
                 if status == "Accepted":
                     self._accepted_boot = (gen, payload)
                     hb = self.settings.find("HeartbeatInterval")
@@ -309,6 +342,7 @@ class OcppSession:
                     return
                 if status == "Rejected":
                     log.error("BootNotification Rejected, retry in %d s" % interval)
+                    self._boot_wake.clear()  # nothing cuts the wait short
             except CallTimeout:
                 log.error("BootNotification: no answer")
             except CallError as e:
