@@ -118,7 +118,7 @@ for _action in CP_ACTIONS:
 
 class Csms:
     def __init__(self, host="127.0.0.1", port=9000, boot_status="Accepted", boot_interval=300,
-                 verbose=True, response_timeout=30, ssl=None):
+                 verbose=True, response_timeout=30, ssl=None, cards=None):
         self.host = host
         self.port = port
         self.boot_status = boot_status
@@ -127,6 +127,9 @@ class Csms:
         self.response_timeout = response_timeout
         self.ssl = ssl  # an SSLContext: serve wss://
         self.policies = {}  # action -> fn(cp, payload) -> response payload (camelCase)
+        # idTag -> idTagInfo (camelCase) for Authorize/StartTransaction/StopTransaction;
+        # an idTag not listed is Accepted.
+        self.cards = dict(cards or {})
         self.chargers = {}  # cp id -> CentralChargePoint (latest connection)
         self.connections = []  # every connection ever accepted, in order
         self.violations = []
@@ -143,16 +146,19 @@ class Csms:
         if action == "Heartbeat":
             return {"currentTime": now_iso()}
         if action == "Authorize":
-            return {"idTagInfo": {"status": "Accepted"}}
+            return {"idTagInfo": self.id_tag_info(payload["idTag"])}
         if action == "StartTransaction":
-            return {"transactionId": next(self.tx_ids), "idTagInfo": {"status": "Accepted"}}
+            return {"transactionId": next(self.tx_ids), "idTagInfo": self.id_tag_info(payload["idTag"])}
         if action == "StopTransaction":
-            return {"idTagInfo": {"status": "Accepted"}} if payload.get("idTag") else {}
+            return {"idTagInfo": self.id_tag_info(payload["idTag"])} if payload.get("idTag") else {}
         if action == "DataTransfer":
             return {"status": "UnknownVendorId"}
         if action == "SignCertificate":
             return {"status": "Accepted"}
         return {}
+
+    def id_tag_info(self, id_tag):
+        return dict(self.cards.get(id_tag) or {"status": "Accepted"})
 
     # -- waiting (tests) -----------------------------------------------------
     def changed(self):
@@ -363,7 +369,7 @@ async def _prompt_loop(csms, stdin):
 
 
 async def run(args):
-    csms = await Csms(args.host, args.port, args.boot_status, args.interval).start()
+    csms = await Csms(args.host, args.port, args.boot_status, args.interval, cards=args.cards).start()
     print("CSMS listening on ws://%s:%d/<charge point id>  (commands: GET /call/<cp>/<Action>?payload=<json>)"
           % (args.host, csms.port), flush=True)
     try:
@@ -374,14 +380,33 @@ async def run(args):
         await csms.stop()
 
 
+_ID_TAG_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")
+
+
+def _card(text):
+    """--card IDTAG[:PARENT[:STATUS]] -> (idTag, idTagInfo)."""
+    parts = text.split(":")
+    if len(parts) > 3 or not parts[0] or any(len(x) > 20 for x in parts[:2]):
+        raise argparse.ArgumentTypeError("expected IDTAG[:PARENT[:STATUS]], idTags of at most 20 characters")
+    info = {"status": parts[2] if len(parts) == 3 else "Accepted"}
+    if info["status"] not in _ID_TAG_STATUSES:
+        raise argparse.ArgumentTypeError("status must be one of " + ", ".join(_ID_TAG_STATUSES))
+    if len(parts) > 1 and parts[1]:
+        info["parentIdTag"] = parts[1]
+    return parts[0], info
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m host_tools csms", description=__doc__.split("\n")[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9000)
     p.add_argument("--boot-status", default="Accepted", choices=["Accepted", "Pending", "Rejected"])
     p.add_argument("--interval", type=int, default=300, help="heartbeat interval given in BootNotification")
+    p.add_argument("--card", dest="cards", action="append", type=_card, default=[], metavar="IDTAG[:PARENT[:STATUS]]",
+                   help="answer for this idTag: its parentIdTag (group) and status (default Accepted); repeatable")
     p.add_argument("--no-prompt", dest="prompt", action="store_false")
     args = p.parse_args(argv)
+    args.cards = dict(args.cards)
     try:
         asyncio.run(run(args))
     except KeyboardInterrupt:

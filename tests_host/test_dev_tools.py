@@ -151,3 +151,19 @@ def test_devsim_ends_promptly_on_ctrl_c_while_waiting_at_the_prompt(tmp_path, te
         interrupt(proc)
     finally:
         proc.stop()
+
+
+def test_csms_card_option_answers_each_id_tag_with_its_group_and_status():
+    import argparse
+    from host_tools.csms import Csms, _card
+    cards = dict(_card(t) for t in ("CARD1:FAMILY", "CARD2:FAMILY:Blocked", "CARD3"))
+    csms = Csms(cards=cards, verbose=False)
+    assert csms.default_answer(None, "Authorize", {"idTag": "CARD1"}) == {
+        "idTagInfo": {"status": "Accepted", "parentIdTag": "FAMILY"}}
+    assert csms.default_answer(None, "StartTransaction", {"idTag": "CARD2"})["idTagInfo"] == {
+        "status": "Blocked", "parentIdTag": "FAMILY"}
+    assert csms.default_answer(None, "StopTransaction", {"idTag": "CARD3"}) == {"idTagInfo": {"status": "Accepted"}}
+    assert csms.default_answer(None, "Authorize", {"idTag": "OTHER"}) == {"idTagInfo": {"status": "Accepted"}}
+    for bad in ("CARD1:FAMILY:Maybe", ":FAMILY", "A:B:Accepted:x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _card(bad)
