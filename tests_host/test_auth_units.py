@@ -10,19 +10,23 @@ from firmware.store import Store
 
 
 class FakeSession:
-    def __init__(self, status="Accepted", online=True, fail=None):
+    def __init__(self, status="Accepted", online=True, fail=None, parents=None):
         self.online = asyncio.Event()
         if online:
             self.online.set()
         self.status = status
         self.fail = fail
+        self.parents = parents or {}  # idTag -> parentIdTag in the answers
         self.calls = []
 
     async def call(self, action, payload, timeout_ms=None, msg_id=None):
         self.calls.append((action, payload))
         if self.fail:
             raise self.fail
-        return {"idTagInfo": {"status": self.status, "expiryDate": "2030-01-01T00:00:00Z"}}
+        info = {"status": self.status, "expiryDate": "2030-01-01T00:00:00Z"}
+        if payload["idTag"] in self.parents:
+            info["parentIdTag"] = self.parents[payload["idTag"]]
+        return {"idTagInfo": info}
 
 
 def make(tmp_path, session=None, **keys):
@@ -145,3 +149,39 @@ def test_with_ocpp_off_only_taught_cards_are_accepted(tmp_path):
     a.cards = lambda tag: 0 if tag == "KNOWN" else None
     assert auth(a, "KNOWN")[0] is True and auth(a, "OTHER")[0] is False
     assert a.session.calls == []
+
+
+def test_cache_keeps_the_parent_id_tag_and_reads_entries_without_one(tmp_path):
+    _, c = make(tmp_path)
+    c.update("A", {"status": "Accepted", "parentIdTag": "GROUP1"})
+    c.update("B", {"status": "Accepted"})
+    assert c.entry("A") == ("Accepted", True, "GROUP1") and c.entry("B") == ("Accepted", True, None)
+    c.store.write_json("authcache.json", [["OLD", "Accepted", None]])  # written before groups were kept
+    assert c.entry("OLD") == ("Accepted", True, None) and c.lookup("OLD") == ("Accepted", True)
+    assert c.entry("C") == (None, False, None)
+
+
+def test_identify_gives_the_group_from_the_authorize_answer_and_caches_it(tmp_path):
+    a, c = make(tmp_path, session=FakeSession(parents={"A": "GROUP1"}))
+    assert asyncio.run(a.identify("A")) == (True, "Accepted", "GROUP1")
+    assert asyncio.run(a.identify("B")) == (True, "Accepted", None)
+    assert c.entry("A")[2] == "GROUP1"
+
+
+def test_identify_gives_the_group_from_the_cache_offline_and_with_local_pre_authorize(tmp_path):
+    a, c = make(tmp_path, session=FakeSession(online=False))
+    c.update("A", {"status": "Accepted", "parentIdTag": "GROUP1"})
+    assert asyncio.run(a.identify("A")) == (True, "offline", "GROUP1")
+    a.settings.set("LocalPreAuthorize", True)
+    a.session.online.set()
+    assert asyncio.run(a.identify("A")) == (True, "cache", "GROUP1") and a.session.calls == []
+
+
+def test_clear_cache_is_rejected_when_the_cache_cannot_be_deleted(tmp_path):
+    a, c = make(tmp_path)
+    c.update("A", {"status": "Accepted"})
+    real = c.store.delete
+    c.store.delete = lambda name: None  # the flash refuses the delete
+    assert a.clear_cache({}) == {"status": "Rejected"}
+    c.store.delete = real
+    assert a.clear_cache({}) == {"status": "Accepted"} and c.lookup("A") == (None, False)

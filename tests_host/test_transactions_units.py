@@ -99,7 +99,7 @@ def test_stop_the_flash_could_not_queue_is_kept_and_queued_once_it_can(tmp_path)
         await _stop_while_queue_writes_fail(board, app, failing, "Local", "CARD1")
         kept = app.store.read_json("tx.json")[0]
         err = log.last_error
-        blocked = t.remote_start({"idTag": "CARD2"})
+        blocked = await t.remote_start({"idTag": "CARD2"})
         failing[0] = False
         await until(lambda: queued(app, "StopTransaction"))
         return kept, err, blocked, app.store.exists("tx.json")
@@ -146,7 +146,7 @@ def test_no_new_transaction_while_start_and_stop_messages_fill_the_queue(tmp_pat
             t.stop_now("Local", "CARD1")
             done += 1
             t._wait_unplug = False
-        refused = t.remote_start({"idTag": "CARD1"})
+        refused = await t.remote_start({"idTag": "CARD1"})
         return done, refused, log.last_error, app.tx_queue.pending()
     done, refused, err, pending = run_app(app, scenario)
     assert done == 3  # 3 x (Start + Stop) = 6 of 6: a fourth would have no room for its messages
@@ -164,3 +164,105 @@ def test_meter_values_are_not_queued_beyond_the_bound(tmp_path):
     assert q.push("MeterValues", {"connectorId": 1, "meterValue": []}, tx_ref=1) is False
     assert q.pending() == 2 and "new MeterValues dropped" in log.last_error
     assert q.room_for_transaction() is False
+
+
+# ---- groups (parentIdTag) and remote starts that are answered only when they are kept --------
+
+def test_the_transaction_record_keeps_the_group_across_a_power_cut(tmp_path):
+    board, app = make_app(tmp_path)
+
+    async def scenario():
+        t = app.transactions
+        board.world.ev = "C"
+        assert t.grant("CARD1", parent="GROUP1") is True
+        await until(lambda: t.current is not None)
+        return t.current.parent, app.store.read_json("tx.json")[0]["p"]
+    assert run_app_cut(app, scenario) == ("GROUP1", "GROUP1")
+    board2, app2 = make_app(tmp_path)
+    closed = []
+    app2.transactions.on_stop(closed.append)
+
+    async def after():
+        await until(lambda: closed)
+        return closed[0].id_tag, closed[0].parent
+    assert run_app(app2, after) == ("CARD1", "GROUP1")
+
+
+def run_app_cut(app, scenario):
+    """Run the scenario, then end the application as a power cut would: the transaction stays on flash."""
+    t = app.transactions
+
+    async def cut():
+        try:
+            return await scenario()
+        finally:
+            t.current = None  # no Reboot stop on the way out
+    return run_app(app, cut)
+
+
+def test_the_start_transaction_answer_gives_the_group_when_it_was_unknown(tmp_path):
+    board, app = make_app(tmp_path)
+
+    async def scenario():
+        t = app.transactions
+        board.world.ev = "C"
+        t.grant("REMOTE1")
+        await until(lambda: t.current is not None)
+        tx = t.current
+        t._answered("StartTransaction", tx.ref, {"idTag": "REMOTE1"},
+                    {"transactionId": 7, "idTagInfo": {"status": "Accepted", "parentIdTag": "GROUP1"}})
+        return tx.parent, app.store.read_json("tx.json")[0].get("p"), app.auth.cache.entry("REMOTE1")
+    parent, kept, cached = run_app_cut(app, scenario)
+    assert parent == kept == "GROUP1" and cached == ("Accepted", True, "GROUP1")
+
+
+def test_a_card_of_the_same_group_stops_the_transaction_from_the_cache(tmp_path):
+    # Offline: the cache (LocalAuthorizeOffline) tells the group of the card presented.
+    board, app = make_app(tmp_path)
+    stops = []
+
+    async def scenario():
+        t = app.transactions
+        t.on_stop(lambda tx: stops.append(tx.ref))
+        cache = app.auth.cache
+        cache.update("CARD2", {"status": "Accepted", "parentIdTag": "GROUP1"})
+        cache.update("CARD3", {"status": "Accepted", "parentIdTag": "GROUP2"})
+        board.world.ev = "C"
+        t.grant("CARD1", parent="GROUP1")
+        await until(lambda: t.current is not None)
+        board.world.rfid = "CARD3"  # another group: ignored
+        await until(lambda: board.world.rfid is None and not t._authorizing)
+        for _ in range(5):
+            await asyncio.sleep(0.1)
+        running = t.current is not None
+        board.world.rfid = "CARD2"
+        await until(lambda: t.current is None)
+        rec = app.store.read_json("txq/" + queued(app, "StopTransaction")[0])[0]
+        return running, rec["p"]
+    running, stop = run_app(app, scenario)
+    assert running is True
+    assert stop["idTag"] == "CARD2" and stop["reason"] == "Local"
+
+
+def test_remote_start_is_rejected_while_another_authorization_is_under_way(tmp_path):
+    board, app = make_app(tmp_path, ("AuthorizeRemoteTxRequests", False))
+
+    async def scenario():
+        t = app.transactions
+        await until(app.api.listening)
+        t._authorizing = True  # a card presented a moment ago is being authorized
+        busy = await t.remote_start({"idTag": "REMOTE1"})
+        t._authorizing = False
+        return busy, await t.remote_start({"idTag": "REMOTE1"}), t._grant is not None
+    busy, free, granted = run_app(app, scenario)
+    assert busy == {"status": "Rejected"} and free == {"status": "Accepted"} and granted
+
+
+def test_remote_start_for_an_id_tag_that_is_not_authorized_is_rejected_and_grants_nothing(tmp_path):
+    board, app = make_app(tmp_path)  # AuthorizeRemoteTxRequests: the offline rules refuse an unknown idTag
+
+    async def scenario():
+        t = app.transactions
+        await until(app.api.listening)
+        return await t.remote_start({"idTag": "UNKNOWN"}), t._grant, app.controller._authorized
+    assert run_app(app, scenario) == ({"status": "Rejected"}, None, False)

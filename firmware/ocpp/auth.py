@@ -10,7 +10,7 @@ Decision order (OCPP 1.6 sections 3.5 and 9.1):
    entry; else AllowOfflineTxForUnknownId for an idTag the cache does not know.
 
 The cache (`authcache.json`) is a list [[idTag, status, expiry epoch s or
-null], ...], oldest first, at most CACHE_SIZE entries; it is read from flash
+null, parentIdTag or null], ...] (entries of three read with no parent), oldest first, at most CACHE_SIZE entries; it is read from flash
 on each lookup and written only when an entry changes, so it costs no RAM.
 """
 from firmware import log
@@ -45,13 +45,17 @@ class AuthCache:
 
     def lookup(self, tag):
         """(status, valid): the cached status of tag or None; valid False once expired."""
+        return self.entry(tag)[:2]
+
+    def entry(self, tag):
+        """(status, valid, parentIdTag) of tag: (None, False, None) when not cached."""
         for e in self._read():
-            if isinstance(e, list) and len(e) == 3 and e[0] == tag:
+            if isinstance(e, list) and 3 <= len(e) <= 4 and e[0] == tag:
                 exp = e[2]
                 now = self.clock.now()
                 valid = exp is None or (now is not None and now < exp)
-                return e[1], valid
-        return None, False
+                return e[1], valid, e[3] if len(e) == 4 else None
+        return None, False, None
 
     def update(self, tag, info):
         """Keep an idTagInfo from Authorize/StartTransaction/StopTransaction answers."""
@@ -65,7 +69,7 @@ class AuthCache:
             except ValueError:
                 exp = None
         entries = self._read()
-        entry = [tag, status, exp]
+        entry = [tag, status, exp, info.get("parentIdTag")]
         for i, e in enumerate(entries):
             if isinstance(e, list) and e and e[0] == tag:
                 if e == entry:
@@ -81,7 +85,9 @@ class AuthCache:
             log.error("auth cache not saved: %s" % e)
 
     def clear(self):
+        """True once the cache is gone from flash."""
         self.store.delete(CACHE_FILE)
+        return not self.store.exists(CACHE_FILE)
 
 
 def offline_decision(status, valid, local_authorize_offline, allow_unknown):
@@ -104,15 +110,21 @@ class Authorization:
 
     async def authorize(self, tag):
         """Returns (accepted, how): how names the rule that decided."""
+        ok, how, _parent = await self.identify(tag)
+        return ok, how
+
+    async def identify(self, tag):
+        """Returns (accepted, how, parentIdTag): how names the rule that decided;
+        the parentIdTag (the group) as the deciding source knows it, or None."""
         s = self.settings
         if not s.get("ocppe"):
             ok = self.cards is not None and self.cards(tag) is not None
-            return ok, "card" if ok else "unknown card"
-        status, valid = None, False
+            return ok, "card" if ok else "unknown card", None
+        status, valid, parent = None, False, None
         if self._cache_on():
-            status, valid = self.cache.lookup(tag)
+            status, valid, parent = self.cache.entry(tag)
         if s.get("LocalPreAuthorize") and valid and status == "Accepted":
-            return True, "cache"
+            return True, "cache", parent
         if self.session.online.is_set():
             try:
                 self.requests += 1
@@ -124,9 +136,9 @@ class Authorization:
                 if self._cache_on():
                     self.cache.update(tag, info)
                 st = info.get("status")
-                return st == "Accepted", st
+                return st == "Accepted", st, info.get("parentIdTag")
         ok = offline_decision(status, valid, s.get("LocalAuthorizeOffline"), s.get("AllowOfflineTxForUnknownId"))
-        return ok, "offline"
+        return ok, "offline", parent if ok else None
 
     def learn(self, tag, info):
         """An idTagInfo from a StartTransaction/StopTransaction answer."""
@@ -134,7 +146,9 @@ class Authorization:
             self.cache.update(tag, info)
 
     def clear_cache(self, _payload):
-        self.cache.clear()
+        if not self.cache.clear():
+            log.error("ClearCache: the authorization cache could not be deleted")
+            return {"status": "Rejected"}
         return {"status": "Accepted"}
 
 

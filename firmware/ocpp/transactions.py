@@ -8,7 +8,8 @@ plugged EV; it stops with the OCPP reason that applies. Its messages go
 through the flash queue (app.tx_queue), so none is lost.
 
 Flash: `tx.json` holds the running transaction ({"on", "ref", "tag", "ms",
-"s", "c", "q"}), written once at start and deleted at stop. A transaction
+"s", "c", "q", "p"}), written at start (again only when the StartTransaction
+answer brings another parentIdTag) and deleted at stop. A transaction
 still "on" at boot was cut by a power loss: it is stopped with reason
 PowerLoss and the last persisted meter reading (if its StartTransaction never
 reached the queue, that is queued first). A soft reboot stops it with reason
@@ -20,6 +21,17 @@ authorization is required (acs=1) that sees none in time: `plug_expired` is
 then set and status.py reports the connector Available again, as the OCPP 1.6
 errata ask, until the EV unplugs; a card or RemoteStart later still starts a
 transaction.
+
+RemoteStartTransaction is answered only once it is known to be kept: with
+AuthorizeRemoteTxRequests the idTag is authorized first, and Accepted means a
+grant like a card's (the transaction starts when the EV plugs in within
+ConnectionTimeOut; when that passes the grant ends, logged, and the connector
+is reported Available again). Anything that prevents it answers Rejected.
+
+Groups (OCPP 1.6 section 3.10): the transaction keeps the parentIdTag of the
+idTag that started it. Another idTag presented while it runs is authorized
+(cache or Authorize.req); when it is Accepted with the same parentIdTag it
+stops the transaction (reason Local, with that idTag).
 
 UnlockConnectorOnEVSideDisconnect false: when the EV side of a card or remote
 transaction disconnects, the controller holds the cable locked in the socket
@@ -41,9 +53,9 @@ _EMERGENCY = (Err.FI_AC, Err.FI_DC, Err.FI_UNKNOWN)
 
 
 class Tx:
-    __slots__ = ("ref", "id", "id_tag", "meter_start", "start_s", "card", "queued", "invalid")
+    __slots__ = ("ref", "id", "id_tag", "meter_start", "start_s", "card", "queued", "invalid", "parent")
 
-    def __init__(self, ref, id_tag, meter_start, start_s, card=None, queued=True):
+    def __init__(self, ref, id_tag, meter_start, start_s, card=None, queued=True, parent=None):
         self.ref = ref
         self.id = None
         self.id_tag = id_tag
@@ -52,6 +64,7 @@ class Tx:
         self.card = card
         self.queued = queued  # its OCPP messages go to the queue (OCPP enabled at start)
         self.invalid = False  # the CSMS answered StartTransaction with a status other than Accepted
+        self.parent = parent  # parentIdTag of id_tag (its group), None when unknown
 
 
 def profile_limit(profile):
@@ -120,16 +133,17 @@ class Transactions:
     def _free_tag(self):
         return self.settings.get("ocppd") or FREE_TAG
 
-    def grant(self, tag, card=None, limit=None):
-        """Authorized: the EV may charge once plugged (ConnectionTimeOut to plug in)."""
+    def grant(self, tag, card=None, limit=None, parent=None):
+        """Authorized: the EV may charge once plugged (ConnectionTimeOut to plug in).
+        False when no transaction can start now."""
         c = self.controller
         if not c.enabled:
             # Unavailable (ChangeAvailability Inoperative): no transaction may start.
             log.warn("connector unavailable: authorization of %s not used" % tag)
-            return
+            return False
         if not self._room():
-            return
-        self._grant = [tag, card, ticks_ms()]
+            return False
+        self._grant = [tag, card, ticks_ms(), parent]
         self._plug_ms = None
         self.plug_expired = False
         if limit is not None:
@@ -138,7 +152,8 @@ class Transactions:
         self._set_trx()
         log.info("authorized " + tag)
         if c.plugged and not c.fault:
-            self._start(tag, card)  # at once: no energy flows before StartTransaction
+            self._start(tag, card, parent)  # at once: no energy flows before StartTransaction
+        return True
 
     def _cancel_grant(self):
         if self._grant is not None:
@@ -161,7 +176,7 @@ class Transactions:
             return
         self._authorizing = True
         try:
-            ok, how = await self.auth.authorize(tag)
+            ok, how, parent = await self.auth.identify(tag)
         finally:
             self._authorizing = False
         if not ok:
@@ -169,7 +184,21 @@ class Transactions:
             return
         if self.current is None:
             card = self.cards.index(tag) if self.cards else None
-            self.grant(tag, card, limit)
+            self.grant(tag, card, limit, parent)
+
+    async def _stop_by_group(self, tx, tag):
+        """Another idTag of the transaction's group stops it (OCPP 1.6 section 3.10)."""
+        if self._authorizing:
+            return
+        self._authorizing = True
+        try:
+            ok, how, parent = await self.auth.identify(tag)
+        finally:
+            self._authorizing = False
+        if ok and parent == tx.parent and self.current is tx:
+            self.stop_now("Local", tag)
+        else:
+            log.info("idTag %s does not stop transaction %d (%s, group %s)" % (tag, tx.ref, how, parent))
 
     def _release_hold(self):
         self._hold_tag = None
@@ -188,6 +217,8 @@ class Transactions:
         if tx is not None:
             if tag == tx.id_tag:
                 self.stop_now("Local", tag)
+            elif tx.parent is not None and self.auth is not None:
+                asyncio.create_task(self._stop_by_group(tx, tag))
             return
         g = self._grant
         if g is not None and g[0] == tag:
@@ -206,7 +237,7 @@ class Transactions:
             log.error("transaction queue full: no new transaction until the central system takes the queued ones")
         return False
 
-    def _start(self, tag, card):
+    def _start(self, tag, card, parent=None):
         app = self.app
         self._grant = None
         self._plug_ms = None
@@ -217,7 +248,7 @@ class Transactions:
         energy = app.energy
         energy.flush()
         now = app.clock.now()
-        tx = Tx(self.last_ref, tag, energy.total_wh, now, card, self._ocpp_on())
+        tx = Tx(self.last_ref, tag, energy.total_wh, now, card, self._ocpp_on(), parent)
         self._write(tx)
         if tx.queued:
             p = {"connectorId": 1, "idTag": tag, "meterStart": tx.meter_start}
@@ -237,6 +268,8 @@ class Transactions:
     def _write(self, tx, stop=None):
         rec = {"on": True, "ref": tx.ref, "tag": tx.id_tag, "ms": tx.meter_start, "s": tx.start_s, "c": tx.card,
                "q": tx.queued}
+        if tx.parent is not None:
+            rec["p"] = tx.parent
         if stop is not None:
             rec["stop"] = stop  # the StopTransaction the queue could not take
         try:
@@ -317,7 +350,8 @@ class Transactions:
             return
         if ref > self.last_ref:
             self.last_ref = ref
-        tx = Tx(ref, obj.get("tag") or FREE_TAG, obj.get("ms") or 0, obj.get("s"), obj.get("c"), bool(obj.get("q")))
+        tx = Tx(ref, obj.get("tag") or FREE_TAG, obj.get("ms") or 0, obj.get("s"), obj.get("c"), bool(obj.get("q")),
+                obj.get("p"))
         if tx.queued:
             if q.has_stop(ref):
                 self.app.store.delete(TX_FILE)  # stopped just before the cut
@@ -351,6 +385,11 @@ class Transactions:
             tx = self.current
             if tx is not None and tx.ref == ref:
                 tx.id = res.get("transactionId")
+                parent = info.get("parentIdTag")
+                if parent is not None and parent != tx.parent:
+                    tx.parent = parent  # the group the central system knows the idTag by
+                    if self._unsent is None:
+                        self._write(tx)
                 if info.get("status") != "Accepted":
                     tx.invalid = True
                     log.warn("StartTransaction: idTag %s" % info.get("status"))
@@ -404,7 +443,7 @@ class Transactions:
                 log.info("connector unavailable: authorization of %s cancelled" % g[0])
                 self._cancel_grant()
             elif plugged and not c.fault:
-                self._start(g[0], g[1])
+                self._start(g[0], g[1], g[3])
             elif not plugged and ticks_diff(now, g[2]) > s.get("ConnectionTimeOut") * 1000:
                 log.info("ConnectionTimeOut: authorization of %s cancelled" % g[0])
                 self._cancel_grant()
@@ -440,10 +479,15 @@ class Transactions:
             raise
 
     # -- OCPP handlers --------------------------------------------------------------------
-    def remote_start(self, p):
+    def _can_start(self, cid):
         c = self.controller
+        return ((cid is None or cid == 1) and self.current is None and not self._authorizing and c.enabled
+                and not c.fault and self._room())
+
+    async def remote_start(self, p):
+        """Accepted only when the start is granted (authorized first with AuthorizeRemoteTxRequests)."""
         cid = p.get("connectorId")
-        if (cid is not None and cid != 1) or self.current is not None or not c.enabled or c.fault or not self._room():
+        if not self._can_start(cid):
             return {"status": "Rejected"}
         limit = None
         prof = p.get("chargingProfile")
@@ -452,9 +496,20 @@ class Transactions:
             if limit is None:
                 return {"status": "Rejected"}
         tag = p["idTag"]
+        parent = None
         if self.settings.get("AuthorizeRemoteTxRequests"):
-            return {"status": "Accepted"}, lambda: self.authorize_tag(tag, limit)
-        self.grant(tag, self.cards.index(tag) if self.cards else None, limit)
+            self._authorizing = True
+            try:
+                ok, how, parent = await self.auth.identify(tag)
+            finally:
+                self._authorizing = False
+            if not ok:
+                log.warn("RemoteStartTransaction: idTag %s not authorized (%s)" % (tag, how))
+                return {"status": "Rejected"}
+            if not self._can_start(cid):  # e.g. a card started a transaction meanwhile
+                return {"status": "Rejected"}
+        if not self.grant(tag, self.cards.index(tag) if self.cards else None, limit, parent):
+            return {"status": "Rejected"}
         return {"status": "Accepted"}
 
     def remote_stop(self, p):
