@@ -361,5 +361,41 @@ def test_failed_reset_attempt_followed_by_success_reboots_as_asked(tmp_path):
 
 def test_second_reset_while_one_runs_starts_no_second_sequence(tmp_path):
     app = make(tmp_path)
-    call(app, "Reset", {"type": "Soft"})
+    _, after = call(app, "Reset", {"type": "Soft"})
+    running = after()  # the answer is out: the reset is on its way
     assert call(app, "Reset", {"type": "Hard"}) == {"status": "Accepted"}
+    running.close()
+
+
+def test_reset_whose_answer_never_left_is_carried_out_when_asked_again(tmp_path):
+    from firmware.ocpp.rpc import Rpc
+    app = make(tmp_path)
+    sent = []
+    link_down = [True]
+
+    async def send(text):
+        if link_down[0]:
+            raise OSError("connection reset")
+        sent.append(json.loads(text))
+    rpc = Rpc(send, app.session.handlers)
+
+    async def go():
+        await rpc.feed('[2,"r1","Reset",{"type":"Soft"}]')  # its answer is lost: nothing was promised
+        link_down[0] = False
+        await rpc.feed('[2,"r2","Reset",{"type":"Soft"}]')
+        for _ in range(20):
+            if app.reboots:
+                break
+            await asyncio.sleep(0)  # the reset task runs
+    asyncio.run(go())
+    assert sent == [[3, "r2", {"status": "Accepted"}]] and app.reboots == [False]
+
+
+def test_change_availability_that_cannot_be_saved_is_rejected_and_not_applied(tmp_path):
+    app = make(tmp_path)
+
+    def full(name, obj):
+        raise OSError(28, "no space left")
+    app.store.write_json = full
+    assert call(app, "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"}) == {"status": "Rejected"}
+    assert app.controller.enabled and app.core.operative(1)

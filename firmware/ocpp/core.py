@@ -131,6 +131,8 @@ class Core:
             self.app.store.write_json(_AVAIL_FILE, self._target)
         except OSError as e:
             log.error("availability not saved: %s" % e)
+            return False
+        return True
 
     def _apply(self):
         self._applied = list(self._target)
@@ -155,8 +157,12 @@ class Core:
         for c in range(cid, NUMBER_OF_CONNECTORS + 1) if cid == 0 else (cid,):
             target[c] = op
         if target != self._target:
+            old = self._target
             self._target = target
-            self._save_availability()
+            if not self._save_availability():
+                # It would not survive a reboot (the spec asks that it does): refuse it.
+                self._target = old
+                return {"status": "Rejected"}
         tx = getattr(self.app, "transactions", None)
         if tx is not None and tx.active and self.operative(1) and not (target[0] and target[1]):
             # Taking the connector away mid-transaction waits for the transaction's end.
@@ -231,8 +237,12 @@ class Core:
         hard = payload["type"] == "Hard"
         if self.resetting:
             return {"status": "Accepted"}  # the reboot is already on its way
+        # Resetting from when the answer is out: a Reset whose answer was lost is no promise.
+        return {"status": "Accepted"}, lambda: self._begin_reset(hard)
+
+    def _begin_reset(self, hard):
         self.resetting = True
-        return {"status": "Accepted"}, lambda: self.run_reset(hard)
+        return self.run_reset(hard)
 
     async def _prepare_reset(self, reason, hard):
         tx = getattr(self.app, "transactions", None)
