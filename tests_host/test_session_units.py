@@ -178,3 +178,26 @@ def test_a_new_server_is_not_bound_by_the_old_servers_rejection():
     assert s.rpc.silent is True
     s.settings.set("ocppu", "ws://127.0.0.1:9/ocpp/CP2")
     assert s.rpc.silent is False and s._retry_at is None
+
+
+def test_a_call_right_behind_the_rejected_answer_is_not_answered():
+    import json
+    s = make()
+    fake_pause(s, limit=1)
+    sent = []
+
+    async def send(text):
+        sent.append(json.loads(text))
+    s.rpc.connected(send)
+
+    async def go():
+        task = asyncio.create_task(s._boot(0))
+        while not sent:
+            await asyncio.sleep(0)
+        answer = {"status": "Rejected", "currentTime": NOW, "interval": 60}
+        await s.rpc.feed(json.dumps([3, sent[0][1], answer]))
+        await s.rpc.feed('[2,"c1","GetConfiguration",{}]')  # before the registration task runs again
+        with pytest.raises(Stop):
+            await task
+    asyncio.run(go())
+    assert [m[2] for m in sent] == ["BootNotification"]

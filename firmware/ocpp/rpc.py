@@ -283,6 +283,9 @@ class Rpc:
             print_exception(e)
             await self._error(mid, "InternalError", "%s: %s" % (type(e).__name__, e))
             return
+        if self.silent:  # the registration was Rejected meanwhile
+            self._emit_log("drop", "answer to %s not sent" % mid)
+            return
         await self._answer(mid, action, result)
 
     async def _answer(self, mid, action, result):

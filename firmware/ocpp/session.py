@@ -301,7 +301,7 @@ class OcppSession:
     def _on_result(self, action, payload):
         # Taken as the answer arrives: the CSMS's next frame already meets the new registration.
         if action == "BootNotification":
-            self.registration = payload["status"]
+            self.registration = payload.get("status")
             self.rpc.silent = self.registration == "Rejected"
 
     def _rejected(self, interval_s):
