@@ -246,12 +246,17 @@ class Settings:
         if err:
             return err
         changed = v != s.value
+        old = s.value
         s.value = v
         if changed and save and s.flags & PERSIST:
             try:
                 self.save()
             except OSError as e:
+                # Kept in RAM only it would be lost at the next reboot, and a key that
+                # applies at the reboot would never apply: refuse the change.
+                s.value = old
                 self._error("settings not saved: %s" % e)
+                return s.api_name() + ": not saved (%s)" % e
         for fn in self._watchers.get(s.name, ()):
             fn(s)
         return None

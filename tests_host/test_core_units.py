@@ -8,7 +8,7 @@ from firmware.evse import codes
 from firmware.evse.led import StatusLed
 from firmware.ocpp import core as ocpp_core
 from firmware.ocpp.rpc import CallError
-from firmware.settings import Settings
+from firmware.settings import REBOOT, Settings
 from firmware.store import Store
 from tests_host.fakes import FakeOutput
 
@@ -399,3 +399,18 @@ def test_change_availability_that_cannot_be_saved_is_rejected_and_not_applied(tm
     app.store.write_json = full
     assert call(app, "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"}) == {"status": "Rejected"}
     assert app.controller.enabled and app.core.operative(1)
+
+
+def test_change_configuration_that_cannot_be_saved_is_rejected_and_not_applied(tmp_path):
+    app = make(tmp_path)
+    s = app.settings
+    s.define("RebootKey", ocpp_core.INT, 0, ocpp_core.RW | ocpp_core.PERSIST | ocpp_core.OCPP | REBOOT, 0, 9)
+
+    def full(name, obj):
+        raise OSError(28, "no space left")
+    app.store.write_json = full
+    for key in ("BlinkRepeat", "RebootKey"):
+        before = s.get(key)
+        assert call(app, "ChangeConfiguration", {"key": key, "value": "5"}) == {"status": "Rejected"}
+        assert s.get(key) == before
+    assert "not saved" in s.set("BlinkRepeat", 7)
