@@ -266,3 +266,16 @@ def test_remote_start_for_an_id_tag_that_is_not_authorized_is_rejected_and_grant
         await until(app.api.listening)
         return await t.remote_start({"idTag": "UNKNOWN"}), t._grant, app.controller._authorized
     assert run_app(app, scenario) == ({"status": "Rejected"}, None, False)
+
+
+def test_unlock_connector_without_a_cable_lock_is_not_supported_and_stops_nothing(tmp_path):
+    board, app = make_app(tmp_path)
+
+    async def scenario():
+        t = app.transactions
+        app.controller._lock = None  # a charger with a fixed cable
+        board.world.ev = "C"
+        t.grant("CARD1")
+        await until(lambda: t.current is not None)
+        return await t.unlock_connector({"connectorId": 1}), t.current is not None
+    assert run_app(app, scenario) == ({"status": "NotSupported"}, True)
