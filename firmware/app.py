@@ -40,7 +40,7 @@ class App:
         self.session = ocpp_session.OcppSession(s, self.clock, boot)
         self.session.define_status(s)
         charger_keys.define_keys(s, self.controller, self.energy, self.request_reboot, self.controller.max_amps)
-        self.api = HttpApi(s, board)
+        self.api = HttpApi(s)
         self.tasks = []  # coroutine functions of the features, started by main()
         # Feature modules: each defines its keys, registers its OCPP handlers and
         # adds its tasks through setup(app).

@@ -63,7 +63,7 @@ from firmware.app import App
 app = App(HostBoard(), %(state)r)
 app.api = None
 gc.collect(); c0 = gc.mem_alloc()
-api = http.HttpApi(app.settings, None, page.page)
+api = http.HttpApi(app.settings, page.page)
 gc.collect(); c1 = gc.mem_alloc()
 out = {"http_import_microdot_bytes": a1 - a0, "http_import_api_bytes": a2 - a1,
        "http_import_heap_bytes": a2 - a0, "http_server_heap_bytes": c1 - c0,

@@ -40,6 +40,11 @@ def test_bundle_keeps_package_layout_and_adds_the_device_entry(bundle):
     assert [p.name for p in out.rglob("*.py")] == ["main.py"]
 
 
+def test_device_bundle_carries_no_simulator_routes(bundle):
+    _, out = bundle
+    assert [p for p in out.rglob("*.mpy") if b"/sim/" in p.read_bytes()] == []
+
+
 def test_bundle_holds_only_the_microdot_modules_the_firmware_imports(bundle):
     _, out = bundle
     assert sorted(p.name for p in (out / "microdot").iterdir()) == ["__init__.mpy", "microdot.mpy"]

@@ -1,5 +1,6 @@
 """Entry point of the simulated charger (both runtimes): parses the simulator's
-arguments, builds the host board and runs the application.
+arguments, builds the host board, adds the simulator's routes (`routes.py`) to the
+HTTP server and runs the application.
 
   main.py --state DIR [--url URL] [--http HOST:PORT] [--set KEY=JSON]...
 """
@@ -81,6 +82,7 @@ def main(argv=None):
     import gc
 
     from boards.host.board import HostBoard
+    from boards.host.routes import SimRoutes
     from firmware.app import App
     from firmware.compat import mem_alloc
     host, _, port = opts["http"].rpartition(":")
@@ -101,9 +103,10 @@ def main(argv=None):
         app = App(board, opts["state"], sets)
         app.store.on_write = cut
         sets = ()
+        sim = SimRoutes(board, app.store, app.api.app)
+        sim.add_to(app.api)
         gc.collect()
-        app.api.heap_baseline = mem_alloc()
-        app.api.store = app.store  # flash writes in /sim/status (benchmarks)
+        sim.heap_baseline = mem_alloc()
         reason = asyncio.run(app.main(host, int(port), ready))
         print("REBOOT %s" % reason)
 
