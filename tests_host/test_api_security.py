@@ -86,6 +86,20 @@ def test_post_body_over_16kb_gives_413(sim):
     assert code == 413
 
 
+def test_post_set_of_a_large_body_without_key_names_the_bad_field_in_json(sim):
+    # A certificate posted as the whole form body: one 10 KB field without "=".
+    pem = fake_pem(10240)
+    code, body = request(sim, "/api/set", pem.encode(), {"Content-Type": "application/x-www-form-urlencoded"}, "POST")
+    key = urllib.parse.unquote_plus(pem)  # the form decoding turns "+" into " "
+    assert code == 500 and list(body) == [key]
+    assert body[key].startswith(key + ': invalid JSON value ""')
+    code, body = request(sim, "/api/set", b"fna&amp=10", {"Content-Type": "application/x-www-form-urlencoded"},
+                         "POST")
+    assert code == 500 and body["amp"] is True and body["fna"].startswith('fna: invalid JSON value ""')
+    assert sim.status("fna", "amp") == {"fna": "OpenWallbox", "amp": 10}
+    assert post_set(sim, amp=16) == (200, {"amp": True})
+
+
 def test_post_set_with_other_content_type_is_refused(sim):
     code, _ = request(sim, "/api/set", b'{"amp": 10}', {"Content-Type": "text/plain"}, "POST")
     assert code == 415 and sim.status("amp") == {"amp": 16}

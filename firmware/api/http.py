@@ -29,6 +29,12 @@ _FORM = "application/x-www-form-urlencoded"
 
 def parse_value(text):
     """A go-e value: JSON text. Returns (value, None) or (None, error)."""
+    if not isinstance(text, str):
+        # A form field without "=": microdot gives b"", no value, like "key=".
+        try:
+            text = text.decode()
+        except UnicodeError:
+            return None, "value is not valid text"
     try:
         return json.loads(text), None
     except ValueError:
