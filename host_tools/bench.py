@@ -31,9 +31,9 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections import deque
 from pathlib import Path
 
+from host_tools.launcher import Process, free_port, sim_command
 from host_tools.runtime import MICROPYTHON, ROOT, micropython_env
 
 RESULTS_TXT = ROOT / "build" / "bench-results.txt"
@@ -41,15 +41,6 @@ RESULTS_JSON = ROOT / "build" / "bench-results.json"
 HEAP = "512K"
 DATA_BUDGET = 48 * 1024
 SPEED_TARGET = 0.1  # ours at most 1/10 of the ocpp package's cost per call
-
-
-def _free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def _pct(xs, q):
@@ -110,57 +101,8 @@ def _device_lib():
 
 # ---- processes: the simulator and the peers ------------------------------------------------
 
-class Proc:
-    """A child process whose output is drained (and kept) so it never blocks on a full pipe."""
-
-    def __init__(self, cmd, ready="READY"):
-        self.cmd = cmd
-        self.ready_prefix = ready
-        self.lines = deque(maxlen=200)
-        self.proc = None
-        self.ready = None
-
-    async def start(self, timeout=60):
-        self.ready = asyncio.Event()
-        self.t_start = time.monotonic()
-        self.proc = await asyncio.create_subprocess_exec(*self.cmd, cwd=str(ROOT), stdout=subprocess.PIPE,
-                                                         stderr=subprocess.STDOUT)
-        self._drain = asyncio.create_task(self._read())
-        try:
-            await asyncio.wait_for(self.ready.wait(), timeout)
-        except asyncio.TimeoutError:
-            await self.stop()
-            raise RuntimeError("%s not ready:\n%s" % (self.cmd[:6], "\n".join(self.lines)))
-        return self
-
-    async def _read(self):
-        async for raw in self.proc.stdout:
-            line = raw.decode(errors="replace").rstrip("\n")
-            self.lines.append(line)
-            if line.startswith(self.ready_prefix):
-                self.ready.set()
-
-    async def stop(self):
-        if self.proc and self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
-        if self.proc:
-            try:
-                await asyncio.wait_for(self._drain, 5)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
-                pass
-
-
-def sim_cmd(runtime, url, http_port, state, sets=(), bundle=None, heap=None):
-    cmd = [sys.executable, "-m", "host_tools", "sim", "--runtime", runtime, "--url", url,
-           "--http", "127.0.0.1:%d" % http_port, "--state", state]
-    if bundle:
-        cmd += ["--bundle", str(bundle)]
-    if heap:
-        cmd += ["--heap", heap]
-    for s in sets:
-        cmd += ["--set", s]
-    return cmd
+def _http(port=None):
+    return "127.0.0.1:%d" % (port or free_port())
 
 
 async def http_get(base, path, timeout=10):
@@ -226,8 +168,8 @@ async def _drive(csms, cp_id, workload, n):
 def _targets(url_for, tmp):
     peers = [sys.executable, "-m", "host_tools.bench_peers"]
     return [
-        ("ours_micropython", lambda cp: sim_cmd("micropython", url_for(cp), _free_port(), tmp + "/" + cp), True),
-        ("ours_cpython", lambda cp: sim_cmd("cpython", url_for(cp), _free_port(), tmp + "/" + cp), True),
+        ("ours_micropython", lambda cp: sim_command("micropython", tmp + "/" + cp, url_for(cp), _http()), True),
+        ("ours_cpython", lambda cp: sim_command("cpython", tmp + "/" + cp, url_for(cp), _http()), True),
         ("ocpp_package_cpython", lambda cp: peers + ["ocpp", url_for(cp)], False),
         ("ceiling_canned_cpython", lambda cp: peers + ["canned", url_for(cp)], False),
     ]
@@ -235,14 +177,14 @@ def _targets(url_for, tmp):
 
 async def _running(csms, cp_id, cmd, boots):
     """Start one charge point and wait until the CSMS can call it."""
-    p = await Proc(cmd(cp_id)).start()
+    p = await Process(cmd(cp_id)).astart()
     try:
         if boots:
             await csms.wait_for(lambda: _boot_answered(csms, cp_id), 60)
         else:
             await csms.wait_for(lambda: cp_id in csms.chargers, 30)
     except BaseException:
-        await p.stop()
+        await p.astop()
         raise
     return p
 
@@ -270,7 +212,7 @@ async def bench_e2e(quick):
                 try:
                     supported[name] = await _probe(csms, "PROBE-" + name, WORKLOAD)
                 finally:
-                    await p.stop()
+                    await p.astop()
             work = [w for w in WORKLOAD if all(w[0] in s for s in supported.values())]
             if not work:
                 raise RuntimeError("no workload call is answered by every charge point: %r" % supported)
@@ -282,7 +224,7 @@ async def bench_e2e(quick):
                     await _drive(csms, cp_id, work, max(10, n // 10))  # warm up
                     runs[name] = await _drive(csms, cp_id, work, n)
                 finally:
-                    await p.stop()
+                    await p.astop()
             out["answered_with_callresult"] = supported
             out["workload"] = [a for a, _ in work]
             out["runs"] = runs
@@ -311,15 +253,15 @@ async def bench_boot(quick):
                 for i in range(runs):
                     cp_id = "BOOT-%s-%d" % (name, i)
                     rt = "micropython" if name.startswith("micropython") else "cpython"
-                    p = Proc(sim_cmd(rt, csms.url(cp_id), _free_port(), "%s/%s" % (tmp, cp_id), bundle=bundle,
-                                     heap=HEAP if bundle else None))
+                    p = Process(sim_command(rt, "%s/%s" % (tmp, cp_id), csms.url(cp_id), _http(), bundle=bundle,
+                                            heap=HEAP if bundle else None))
                     t0 = time.monotonic()
-                    await p.start()
+                    await p.astart()
                     try:
                         await csms.wait_for(lambda: _boot_answered(csms, cp_id), 30)
                         times.append((time.monotonic() - t0) * 1000)
                     finally:
-                        await p.stop()
+                        await p.astop()
                 out[name] = {"median_ms": statistics.median(times), "runs_ms": times}
     finally:
         await csms.stop()
@@ -394,10 +336,11 @@ async def bench_heap(quick):
     samples = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            port = _free_port()
+            port = free_port()
             base = "http://127.0.0.1:%d" % port
             sets = ["MeterValueSampleInterval=1", "ClockAlignedDataInterval=0"]
-            p = await Proc(sim_cmd("micropython", csms.url(cp_id), port, tmp + "/flash", sets, bundle, HEAP)).start()
+            p = await Process(sim_command("micropython", tmp + "/flash", csms.url(cp_id), _http(port), sets, bundle,
+                                          HEAP)).astart()
             try:
                 await csms.wait_for(lambda: _boot_answered(csms, cp_id), 30)
                 await _heap_sample(base, samples, "boot")
@@ -427,9 +370,9 @@ async def bench_heap(quick):
                 out["soak_live_last_bytes"] = soak[-1]
                 out["soak_live_max_bytes"] = max(soak)
                 out["soak_growth_bytes"] = soak[-1] - soak[0]
-                out["alive"] = p.proc.returncode is None
+                out["alive"] = p.alive()
             finally:
-                await p.stop()
+                await p.astop()
     finally:
         await csms.stop()
     base_b = out.get("baseline_bytes") or 0
@@ -446,12 +389,12 @@ async def _session_fits(heap_k, bundle):
     cp_id = "HEAPMIN"
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            port = _free_port()
+            port = free_port()
             base = "http://127.0.0.1:%d" % port
             sets = ["MeterValueSampleInterval=1", "ClockAlignedDataInterval=0"]
             try:
-                p = await Proc(sim_cmd("micropython", csms.url(cp_id), port, tmp + "/flash", sets, bundle,
-                                       "%dK" % heap_k)).start(20)
+                p = await Process(sim_command("micropython", tmp + "/flash", csms.url(cp_id), _http(port), sets, bundle,
+                                              "%dK" % heap_k)).astart(20)
             except RuntimeError:
                 return False  # did not even boot
             try:
@@ -460,11 +403,11 @@ async def _session_fits(heap_k, bundle):
                     return False
                 started, stopped, _ = await _transaction(csms, cp_id, base, [], 2)
                 await http_get(base, "/api/status")
-                return started and stopped and p.proc.returncode is None
+                return started and stopped and p.alive()
             except (OSError, TimeoutError, asyncio.TimeoutError, RuntimeError, KeyError, ValueError):
                 return False
             finally:
-                await p.stop()
+                await p.astop()
     finally:
         await csms.stop()
 

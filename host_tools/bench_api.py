@@ -125,8 +125,8 @@ def heap_figures(quick=False):
     """The HTTP layer's heap on MicroPython, from the .mpy bundle."""
     n = 3 if quick else 10
     warm = 2
-    from host_tools.bench import _free_port
-    port = _free_port()
+    from host_tools.launcher import free_port
+    port = free_port()
     with tempfile.TemporaryDirectory() as d:
         env = dict(os.environ)
         env["MICROPYPATH"] = ".frozen:" + _bundle(d)  # the bundle only: no .py sources
@@ -167,7 +167,7 @@ def heap_figures(quick=False):
 
 def status_latency(runtime="micropython", n=200, window_s=5):
     """While a transaction runs with 1-second MeterValues sampling, against a real CSMS."""
-    from tests_host.harness import CsmsThread, Sim
+    from host_tools.launcher import CsmsThread, Sim
     csms = CsmsThread()
     with tempfile.TemporaryDirectory() as d:
         sim = Sim(runtime, d, url=csms.url("BENCH"), sets=["ocppi=1"]).start()

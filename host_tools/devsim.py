@@ -8,38 +8,34 @@ import asyncio
 import sys
 
 from host_tools.csms import Csms, _prompt
+from host_tools.launcher import NotReady, Sim
 
 
-async def _pump(stream, prefix):
-    while True:
-        line = await stream.readline()
-        if not line:
-            return
-        text = line.decode(errors="replace").rstrip()
-        if text.startswith("READY "):
-            url = text.split(" ", 1)[1]
-            print("\n  charger web page:  %s/\n  charger API:       %s/api/status\n"
-                  "  simulated world:   %s/sim/status  (e.g. %s/sim/set?ev=%%22C%%22)\n" % (url, url, url, url),
-                  flush=True)
-        print(prefix + text, flush=True)
+def _show(line):
+    if line.startswith("READY "):
+        url = line.split(" ", 1)[1]
+        print("\n  charger web page:  %s/\n  charger API:       %s/api/status\n"
+              "  simulated world:   %s/sim/status  (e.g. %s/sim/set?ev=%%22C%%22)\n" % (url, url, url, url),
+              flush=True)
+    print("charger| " + line, flush=True)
 
 
 async def run(args):
     csms = await Csms(args.csms_host, args.csms_port).start()
     print("development CSMS on ws://%s:%d/ocpp/<charge point id>" % (args.csms_host, csms.port), flush=True)
-    cmd = [sys.executable, "-m", "host_tools", "sim", "--runtime", args.runtime, "--url", csms.url(args.id),
-           "--http", args.http, "--state", args.state]
-    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    pump = asyncio.create_task(_pump(proc.stdout, "charger| "))
+    host, _, port = args.http.rpartition(":")
+    sim = Sim(args.runtime, args.state, url=csms.url(args.id), http_port=int(port), http_host=host, on_line=_show)
     try:
+        try:
+            await sim.astart()
+        except NotReady:
+            print("the charger did not start (its output is above)", flush=True)
+            return
         if sys.stdin.isatty():
             await _prompt(csms)
-        await proc.wait()
+        await asyncio.get_running_loop().run_in_executor(None, sim.proc.wait)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        pump.cancel()
+        sim.kill()
         await csms.stop()
 
 
