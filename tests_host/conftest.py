@@ -39,3 +39,12 @@ def sims():
         s.kill()
         # Shown by pytest only when the test failed.
         print("---- simulator output (%s, %s) ----\n%s" % (s.runtime, s.state_dir, s.log(80)))
+
+
+@pytest.fixture(scope="module", params=RUNTIMES)
+def api(request, tmp_path_factory):
+    """The HTTP API without sockets (tests_host/api_rig.py), one charger per module and runtime."""
+    from tests_host.api_inprocess import start
+    a = start(request.param, tmp_path_factory.mktemp("api-" + request.param))
+    yield a
+    a.close()
