@@ -83,7 +83,7 @@ class OnMicroPython(Api):
         self.output = []
         self.proc = subprocess.Popen([MICROPYTHON, "-X", "heapsize=2M", "-c", code], cwd=str(ROOT),
                                      env=mp_env([device_lib()]), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
+                                     stderr=subprocess.STDOUT, text=True, bufsize=1, errors="replace")
         self._answer("RIG READY")
 
     def _answer(self, prefix):
