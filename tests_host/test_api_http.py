@@ -188,6 +188,14 @@ def test_psm_switches_phases(charging):
     run_until(charging, lambda st: st["phases"] == 3 and st["contactor"])
 
 
+def test_psm_0_returns_to_automatic_three_phase(charging):
+    assert charging.api_set(psm=1) == (200, {"psm": True})
+    run_until(charging, lambda st: st["phases"] == 1 and st["contactor"])
+    assert charging.api_set(psm=0) == (200, {"psm": True})
+    run_until(charging, lambda st: st["phases"] == 3 and st["contactor"])
+    assert charging.status("psm", "pnp", "fsp") == {"psm": 0, "pnp": 3, "fsp": False}
+
+
 # ---- the password and the cross-site guard ---------------------------------------
 
 def test_open_api_sends_cors_star_like_go_e(api):

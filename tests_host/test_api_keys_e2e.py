@@ -2,8 +2,8 @@
 effect checked on the simulated hardware or at the CSMS (the `ocpp` package,
 every frame validated): access control, transactions, cards, cable lock and
 phase modes, the OCPP fallback current, dummy tag, metering keys and the last
-error's timestamp. amp, ama, tcl, frc, psm 1/2, dwo, ust 2 and rst are in
-test_api_http_e2e.py."""
+error's timestamp. amp, ama, tcl, frc, dwo, ust 2 and rst are in
+test_api_http_e2e.py, psm 1/2/0 (in fake time) in test_api_http.py."""
 import re
 
 import pytest
@@ -134,17 +134,6 @@ def test_ust_1_unlocks_when_charging_is_complete(sims, runtime, tmp_path):
     ok(sim, ust=1)
     wait_sim(sim, lambda st: not st["lock"] and st["ev"] == "B")
     assert sim.status("lck") == {"lck": 1}
-
-
-def test_psm_0_returns_to_automatic_three_phase(sims, runtime, tmp_path):
-    sim = sims(runtime, tmp_path / "flash").start()
-    sim.sim_set(ev="C")
-    charging(sim)
-    ok(sim, psm=1)
-    wait_sim(sim, lambda st: st["phases"] == 1 and st["contactor"], timeout=30)
-    ok(sim, psm=0)
-    wait_sim(sim, lambda st: st["phases"] == 3 and st["contactor"], timeout=30)
-    assert sim.status("psm", "pnp", "fsp") == {"psm": 0, "pnp": 3, "fsp": False}
 
 
 # ---- OCPP keys with effects --------------------------------------------------------------------
