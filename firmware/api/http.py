@@ -59,7 +59,6 @@ def _host_of(url):
     return rest if j < 0 else rest[:j]
 
 
-
 class HttpApi:
     def __init__(self, settings, page=None):
         self.settings = settings
