@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -133,9 +134,15 @@ def test_devsim_starts_csms_and_a_connected_charger_and_prints_its_api(tmp_path)
         line = proc.wait_line(lambda x: "charger API:" in x)
         assert "http://127.0.0.1:%d/api/status" % port in line
         proc.wait_line(lambda x: '"BootNotification"' in x and x.startswith("charger|"))
-        proc.wait_line(lambda x: '"status":"Accepted"' in x)
-        with urllib.request.urlopen("http://127.0.0.1:%d/api/status?filter=ocppa" % port, timeout=10) as r:
-            assert json.loads(r.read()) == {"ocppa": True}
+        proc.wait_line(lambda x: x.startswith("charger|") and "BootNotification Accepted" in x)
+        # The charger logs the answer a moment before it counts as online: ask until it does.
+        deadline = time.monotonic() + 30
+        while True:
+            with urllib.request.urlopen("http://127.0.0.1:%d/api/status?filter=ocppa" % port, timeout=10) as r:
+                if json.loads(r.read()) == {"ocppa": True}:
+                    break
+            assert time.monotonic() < deadline, "the charger never came online:\n" + "\n".join(proc.lines[-30:])
+            time.sleep(0.05)
     finally:
         proc.stop()
     assert proc.p.returncode is not None
