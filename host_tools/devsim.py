@@ -6,9 +6,37 @@ CSMS commands at the prompt (`Action {json}`), and runs until Ctrl-C.
 import argparse
 import asyncio
 import sys
+import threading
 
 from host_tools.csms import Csms, _prompt
 from host_tools.launcher import NotReady, Sim
+
+
+class _WholeLines:
+    """stdout shared by the CSMS (event loop thread) and the charger's output reader
+    (its own thread): print() writes a text and its newline separately, so each
+    thread's text is held until its line is complete and goes out in one write."""
+
+    def __init__(self, out):
+        self._out = out
+        self._lock = threading.Lock()
+        self._pending = threading.local()
+
+    def write(self, text):
+        head, nl, tail = (getattr(self._pending, "text", "") + text).rpartition("\n")
+        self._pending.text = tail
+        if nl:
+            with self._lock:
+                self._out.write(head + nl)
+                self._out.flush()
+        return len(text)
+
+    def flush(self):
+        with self._lock:
+            self._out.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._out, name)
 
 
 def _show(line):
@@ -48,6 +76,7 @@ def main(argv=None):
     p.add_argument("--id", default="SIM-CP1", help="charge point id")
     p.add_argument("--state", default="build/sim-state")
     args = p.parse_args(argv)
+    sys.stdout = _WholeLines(sys.stdout)
     try:
         asyncio.run(run(args))
     except KeyboardInterrupt:

@@ -174,3 +174,34 @@ def test_csms_card_option_answers_each_id_tag_with_its_group_and_status():
     for bad in ("CARD1:FAMILY:Maybe", ":FAMILY", "A:B:Accepted:x"):
         with pytest.raises(argparse.ArgumentTypeError):
             _card(bad)
+
+
+def test_devsim_output_keeps_each_threads_lines_whole():
+    # The CSMS prints from its loop thread and the charger's output from a reader thread;
+    # print() writes a text and its newline apart, so plain stdout mixes them mid-line.
+    from host_tools.devsim import _WholeLines
+
+    class Terminal:  # like a real stdout: each write may let the other thread run
+        def __init__(self):
+            self.parts = []
+
+        def write(self, text):
+            time.sleep(0)
+            self.parts.append(text)
+
+        def flush(self):
+            time.sleep(0)
+    out = _WholeLines(Terminal())
+
+    def talk(name):
+        for i in range(3000):
+            print("%s %d" % (name * 20, i), file=out, flush=True)
+    threads = [threading.Thread(target=talk, args=(n,)) for n in "AB"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lines = "".join(out._out.parts).split("\n")
+    assert lines[-1] == "" and len(lines) == 6001
+    assert all(x.startswith("A" * 20 + " ") or x.startswith("B" * 20 + " ") for x in lines[:-1])
+    assert all(len(x.split()) == 2 for x in lines[:-1])
