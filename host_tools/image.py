@@ -29,11 +29,20 @@ BLOCK_SIZE = 4096
 BUNDLE_BUDGET = 150 * 1024
 
 
+def known_boards():
+    """Every board folder under boards/ (a package with a board module or the simulation)."""
+    return sorted(d.name for d in (ROOT / "boards").iterdir() if (d / "__init__.py").exists())
+
+
+def check_board(board):
+    """Refuse an unknown board name with the list of known ones (SystemExit: a message, no traceback)."""
+    if board not in known_boards():
+        raise SystemExit("no board %r under boards/; known boards: %s" % (board, ", ".join(known_boards())))
+
+
 def _board_dir(board):
-    d = ROOT / "boards" / board
-    if not (d / "__init__.py").exists():
-        raise SystemExit("no board %r under boards/" % board)
-    return d
+    check_board(board)
+    return ROOT / "boards" / board
 
 
 def _imports(path):

@@ -2,8 +2,11 @@
 the filesystem image written with esptool."""
 import json
 import os
+import pty
+import shutil
 import subprocess
 import sys
+import tty
 
 import pytest
 
@@ -37,16 +40,85 @@ def run_tool(*args, timeout=180):
                           cwd=str(ROOT), timeout=timeout)
 
 
+def on_board(board):
+    """{relative path: (bytes, mtime_ns)} of every file on the board."""
+    return {p.relative_to(board.root).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in board.root.rglob("*") if p.is_file()}
+
+
 def test_deploy_copies_every_bundle_file_to_the_board(board, bundle):
     out = run_tool("deploy", "--port", board.port, "--bundle", str(bundle))
     assert out.returncode == 0, out.stdout + out.stderr
     manifest = json.loads((bundle.parent / "bundle-manifest.json").read_text())
-    on_board = sorted(p.relative_to(board.root).as_posix() for p in board.root.rglob("*") if p.is_file())
-    assert on_board == sorted(rel for rel, _ in manifest["files"])
+    files = on_board(board)
+    assert sorted(files) == sorted(rel for rel, _ in manifest["files"])
     for rel, size in manifest["files"]:
-        assert (board.root / rel).read_bytes() == (bundle / rel).read_bytes(), rel
-        assert (board.root / rel).stat().st_size == size
-    assert "copied  %d files" % len(manifest["files"]) in out.stdout
+        assert files[rel][0] == (bundle / rel).read_bytes(), rel
+        assert len(files[rel][0]) == size
+    n = len(manifest["files"])
+    assert "copied  %d of %d files" % (n, n) in out.stdout
+    assert out.stdout.strip().splitlines()[-1].startswith("done    in ")
+
+
+def test_a_second_deploy_copies_nothing(board, bundle):
+    assert run_tool("deploy", "--port", board.port, "--bundle", str(bundle)).returncode == 0
+    before = on_board(board)
+    out = run_tool("deploy", "--port", board.port, "--bundle", str(bundle))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "copied  0 of %d files, 0 bytes" % len(before) in out.stdout and "removed" not in out.stdout
+    assert on_board(board) == before  # not one file rewritten
+
+
+def test_a_changed_file_is_copied_alone(board, bundle, tmp_path):
+    mine = tmp_path / "build" / "bundle"
+    shutil.copytree(bundle, mine)
+    shutil.copy(bundle.parent / "bundle-manifest.json", mine.parent)
+    assert run_tool("deploy", "--port", board.port, "--bundle", str(mine)).returncode == 0
+    before = on_board(board)
+    changed = mine / "firmware" / "version.mpy"
+    changed.write_bytes(changed.read_bytes() + b"\0")
+    out = run_tool("deploy", "--port", board.port, "--bundle", str(mine))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "copied  1 of %d files, %d bytes" % (len(before), changed.stat().st_size) in out.stdout
+    assert out.stdout.count("firmware/version.mpy") == 1
+    after = on_board(board)
+    assert after["firmware/version.mpy"][0] == changed.read_bytes()
+    assert {k: v for k, v in after.items() if k != "firmware/version.mpy"} == {
+        k: v for k, v in before.items() if k != "firmware/version.mpy"}
+
+
+def test_stale_files_are_removed_and_the_state_is_untouched(board, bundle):
+    stale = ["boards/__init__.py", "firmware/app.py", "firmware/gone.mpy", "firmware/old/mod.mpy",
+             "boards/other_board/board.mpy", "main.mpy"]
+    kept = {"data/settings.json": b'{"amp": 9}', "data/txq/1.json": b"[]", "data/certs/ca.pem": b"PEM",
+            "wifi.json": b'{"ssid": "x"}', "meter.json": b'{"type": "s0"}', "boot.py": b"# boot",
+            "notes.txt": b"mine"}
+    for rel, data in [(r, b"stale") for r in stale] + list(kept.items()):
+        (board.root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (board.root / rel).write_bytes(data)
+    times = {rel: (board.root / rel).stat().st_mtime_ns for rel in kept}
+    out = run_tool("deploy", "--port", board.port, "--bundle", str(bundle))
+    assert out.returncode == 0, out.stdout + out.stderr
+    for rel in stale:
+        assert not (board.root / rel).exists(), rel
+    assert not (board.root / "firmware" / "old").exists() and not (board.root / "boards" / "other_board").exists()
+    for rel, data in kept.items():
+        assert (board.root / rel).read_bytes() == data and (board.root / rel).stat().st_mtime_ns == times[rel]
+    assert "removed boards/__init__.py, " in out.stdout
+    files = sorted(p.relative_to(board.root).as_posix() for p in board.root.rglob("*") if p.is_file())
+    assert files == sorted(set(deploy.bundle_files(bundle)) | set(kept))
+
+
+def test_deploy_to_a_board_that_does_not_answer_says_so(tmp_path, bundle):
+    master, slave = pty.openpty()  # a port with nothing answering on it
+    try:
+        tty.setraw(slave)
+        out = run_tool("deploy", "--port", os.ttyname(slave), "--bundle", str(bundle))
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert out.returncode == 1
+    assert "does not answer (no MicroPython prompt" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_deployed_bundle_imports_on_the_board_from_its_own_files(board, bundle):
@@ -88,7 +160,15 @@ def test_deploy_refuses_a_setting_that_is_not_json_before_touching_the_board(tmp
 def test_deploy_to_a_missing_port_fails_with_a_clear_message(tmp_path, bundle):
     out = run_tool("deploy", "--port", str(tmp_path / "no-board"), "--bundle", str(bundle))
     assert out.returncode == 1
-    assert out.stderr.startswith("deploy: mpremote failed on ") and "Traceback" not in out.stderr
+    assert out.stderr.startswith("deploy: no board at %s: the port does not exist" % (tmp_path / "no-board"))
+    assert "Traceback" not in out.stderr
+
+
+def test_deploy_of_an_unknown_board_lists_the_known_ones(tmp_path):
+    out = run_tool("deploy", "--port", str(tmp_path / "no-board"), "--board", "esp32_nosuch")
+    assert out.returncode == 1
+    assert "no board 'esp32_nosuch' under boards/; known boards: " in out.stderr and "esp32_devkitc" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_bundle_is_stale_when_missing_or_older_than_its_sources(bundle, tmp_path):

@@ -47,6 +47,26 @@ class VirtualBoard:
         return subprocess.run([MPREMOTE, "connect", self.port, "resume", *args], capture_output=True, text=True,
                               timeout=timeout)
 
+    # A program that runs until Ctrl-C, as the charger does on a device: there the
+    # serial driver turns a received Ctrl-C into KeyboardInterrupt; the unix port only
+    # does that on SIGINT, so the program watches its input for the character itself.
+    RUNNING_PROGRAM = """import select, sys
+_p = select.poll()
+_p.register(sys.stdin, select.POLLIN)
+_n = 0
+while True:
+    _n += 1
+    print('%s', _n)
+    if _p.poll(100) and sys.stdin.buffer.read(1) == b'\\x03':
+        raise KeyboardInterrupt
+"""
+
+    def start_program(self, line="running"):
+        """Leave a program running on the board (it prints `line N` every 0.1 s) until a Ctrl-C."""
+        out = self.mpremote("exec", "--no-follow", self.RUNNING_PROGRAM % line)
+        assert out.returncode == 0, out.stderr
+        return out
+
     def close(self):
         self.proc.kill()
         self.proc.wait(5)
