@@ -11,6 +11,7 @@ import tty
 import pytest
 
 from host_tools import deploy, flash, image
+from tests_host.fake_firmware import TABLE_4MB, make_firmware
 from tests_host.mpy import ROOT
 from tests_host.virtual_board import VirtualBoard
 
@@ -186,9 +187,8 @@ def test_bundle_is_stale_when_missing_or_older_than_its_sources(bundle, tmp_path
 
 @pytest.fixture
 def firmware(tmp_path):
-    fw = tmp_path / "ESP32_GENERIC-SPIRAM-v1.25.0.bin"
-    fw.write_bytes(bytes([flash.ESP_IMAGE_MAGIC]) + bytes(4095))
-    return fw
+    # A MicroPython-like ESP32 .bin: bootloader at 0x1000, partition table at 0x8000, app at 0x10000.
+    return make_firmware(tmp_path / "ESP32_GENERIC-SPIRAM-v1.25.0.bin")
 
 
 @pytest.fixture
@@ -198,18 +198,41 @@ def fs_img(tmp_path):
     return img
 
 
-def test_flash_dry_run_prints_the_esptool_command_with_the_partition_offsets(firmware, fs_img):
+def test_flash_dry_run_prints_the_esptool_command_with_the_offsets_of_the_firmwares_table(firmware, fs_img):
     out = run_tool("flash", "--port", "/dev/ttyUSB7", "--firmware", str(firmware), "--fs-image", str(fs_img),
                    "--dry-run")
     assert out.returncode == 0, out.stderr
     cmd = out.stdout.strip().splitlines()[-1].split()
     assert cmd[1:] == ["-m", "esptool", "--chip", "esp32", "--port", "/dev/ttyUSB7", "--baud", "460800",
                        "write-flash", "0x1000", str(firmware), "0x200000", str(fs_img)]
-    assert image.VFS_OFFSET == 0x200000
+
+
+def test_flash_offsets_follow_the_partition_table_not_a_fixed_layout(tmp_path, fs_img):
+    rows = [r if r[0] != "vfs" else ("vfs", 1, 0x81, 0x300000, 0x100000) for r in TABLE_4MB]
+    fw = make_firmware(tmp_path / "custom.bin", rows=rows)
+    out = run_tool("flash", "--port", "/dev/ttyUSB7", "--firmware", str(fw), "--fs-image", str(fs_img), "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1].split()[-4:] == ["0x1000", str(fw), "0x300000", str(fs_img)]
+
+
+def test_flash_of_an_s3_board_writes_at_0(tmp_path):
+    fw = make_firmware(tmp_path / "ESP32_GENERIC_S3.bin", chip="esp32s3")
+    out = run_tool("flash", "--port", "/dev/ttyACM0", "--board", "esp32_s3_devkitc", "--firmware", str(fw), "--no-fs",
+                   "--dry-run")
+    assert out.returncode == 0, out.stderr
+    cmd = out.stdout.strip().splitlines()[-1].split()
+    assert cmd[3:5] == ["--chip", "esp32s3"] and cmd[-2:] == ["0x0", str(fw)]
+
+
+def test_flash_refuses_firmware_for_another_chip_than_the_boards(tmp_path):
+    fw = make_firmware(tmp_path / "ESP32_GENERIC_S3.bin", chip="esp32s3")
+    out = run_tool("flash", "--port", "/dev/ttyUSB0", "--firmware", str(fw), "--dry-run")
+    assert out.returncode == 1
+    assert "is MicroPython for esp32s3; board esp32_devkitc has an esp32" in out.stderr
 
 
 def test_flash_command_is_one_esptool_accepts(firmware, fs_img):
-    cmd = flash.esptool_command("/dev/ttyUSB0", "esp32_devkitc", firmware, fs_img, erase=True)
+    cmd = flash.esptool_command("/dev/ttyUSB0", "esp32", [(0x1000, firmware), (0x200000, fs_img)], erase=True)
     i = cmd.index("write-flash")
     top = subprocess.run(cmd[:3] + ["--help"], capture_output=True, text=True, timeout=60).stdout
     sub = subprocess.run(cmd[:3] + ["write-flash", "--help"], capture_output=True, text=True, timeout=60).stdout
@@ -219,10 +242,12 @@ def test_flash_command_is_one_esptool_accepts(firmware, fs_img):
     assert cmd[i + 1:] == ["--erase-all", "0x1000", str(firmware), "0x200000", str(fs_img)]
 
 
-def test_flash_without_firmware_explains_where_to_get_micropython():
-    out = run_tool("flash", "--port", "/dev/ttyUSB0", "--dry-run")
+def test_flash_without_firmware_explains_where_to_get_micropython(tmp_path):
+    out = run_tool("flash", "--port", "/dev/ttyUSB0", "--board", "esp32_s3_devkitc", "--dry-run")
+    if (ROOT / "build" / "esp32_s3_devkitc" / "flash.json").exists():
+        pytest.skip("a flash.bin was made for this board")
     assert out.returncode == 2
-    assert "micropython.org/download" in out.stderr and "SPIRAM" in out.stderr and "FIRMWARE=" in out.stderr
+    assert "micropython.org/download" in out.stderr and "SPIRAM" in out.stderr and "MICROPYTHON_BIN=" in out.stderr
 
 
 def test_flash_refuses_a_missing_or_foreign_firmware_file(tmp_path):
@@ -231,6 +256,14 @@ def test_flash_refuses_a_missing_or_foreign_firmware_file(tmp_path):
     (tmp_path / "page.bin").write_text("<html>")
     out = run_tool("flash", "--port", "/dev/ttyUSB0", "--firmware", str(tmp_path / "page.bin"), "--dry-run")
     assert out.returncode == 1 and "is not an ESP32 firmware image" in out.stderr and "Traceback" not in out.stderr
+    app_only = tmp_path / "app.bin"  # an application image alone: no partition table behind it
+    app_only.write_bytes(firmware_bytes_without_table(tmp_path))
+    out = run_tool("flash", "--port", "/dev/ttyUSB0", "--firmware", str(app_only), "--dry-run")
+    assert out.returncode == 1 and "has no partition table at flash 0x8000" in out.stderr
+
+
+def firmware_bytes_without_table(tmp_path):
+    return make_firmware(tmp_path / "whole.bin").read_bytes()[:0x7000]
 
 
 def test_flash_to_a_missing_port_fails_with_esptools_reason(tmp_path, firmware, fs_img):
@@ -242,9 +275,20 @@ def test_flash_to_a_missing_port_fails_with_esptools_reason(tmp_path, firmware, 
     assert "Could not open" in last and "Traceback" not in out.stdout + out.stderr
 
 
+def test_flash_explains_a_board_that_does_not_answer_and_a_wrong_chip():
+    silent = ["Connecting......", "A fatal error occurred: Failed to connect to ESP32: No serial data received."]
+    assert flash.explain("/dev/ttyUSB0", "esp32", silent).startswith("no board answered on /dev/ttyUSB0: ")
+    wrong = ["Connecting....", "A fatal error occurred: This chip is ESP32-S3, not ESP32. Wrong chip argument?"]
+    text = flash.explain("/dev/ttyUSB0", "esp32", wrong)
+    assert text.startswith("the board on /dev/ttyUSB0 is not what BOARD says (esp32): This chip is ESP32-S3, not ESP32.")
+    assert "esp32_s3_devkitc (esp32s3)" in text
+
+
 def test_make_targets_run_the_host_tools(firmware):
     args = ["make", "-n", "-o", ".venv/.installed", "-C", str(ROOT), "PORT=/dev/ttyUSB3"]
     out = subprocess.run(args + ["flash", "FIRMWARE=%s" % firmware], capture_output=True, text=True, timeout=30)
     assert "-m host_tools flash --port /dev/ttyUSB3 --board esp32_devkitc --firmware %s" % firmware in out.stdout
     out = subprocess.run(args + ["deploy"], capture_output=True, text=True, timeout=30)
     assert "-m host_tools deploy --port /dev/ttyUSB3 --board esp32_devkitc" in out.stdout
+    out = subprocess.run(args + ["image", "MICROPYTHON_BIN=%s" % firmware], capture_output=True, text=True, timeout=30)
+    assert "-m host_tools image --board esp32_devkitc --micropython %s" % firmware in out.stdout
