@@ -88,6 +88,28 @@ def microdot_modules(sources):
     return needed  # "microdot/x.py" -> source path
 
 
+def board_modules(sources):
+    """The files of other boards' modules the given sources import (a board reusing another's code),
+    followed through their own imports, with their packages."""
+    needed = {}
+    todo = [m for p in sources for m in _imports(p) if m.startswith("boards.")]
+    while todo:
+        parts = todo.pop().split(".")
+        cand = ROOT.joinpath(*parts).with_suffix(".py")
+        if not cand.exists():
+            cand = ROOT.joinpath(*parts, "__init__.py")
+            if not cand.exists():
+                continue  # `from boards.x import Name`: a name, not a module
+        rel = cand.relative_to(ROOT).as_posix()
+        if rel in needed:
+            continue
+        needed[rel] = cand
+        for i in range(2, len(parts)):
+            todo.append(".".join(parts[:i]))
+        todo += [m for m in _imports(cand) if m.startswith("boards.")]
+    return needed
+
+
 def sources(board):
     """(relative path in the bundle, source path) of every module, entry excluded."""
     bdir = _board_dir(board)
@@ -100,6 +122,9 @@ def sources(board):
         if board != "host" and p.name == "main.py" and p.parent == bdir:
             continue  # the device entry goes to the bundle root as source
         files[rel] = p
+    entry = [bdir / "main.py"] if board != "host" and (bdir / "main.py").exists() else []
+    for rel, p in board_modules([p for r, p in files.items() if r.startswith("boards/")] + entry).items():
+        files.setdefault(rel, p)
     files.update(microdot_modules(list(files.values())))
     return files
 
