@@ -70,12 +70,17 @@ def parse_assignment(text):
 def run_on_board(port, values=None, keys=(), state_dir=deploy.REMOTE_STATE_DIR):
     """Set values (if any) then read keys (the set ones, or the given ones, or all) on the board.
 
-    Returns {"set": {key: True or message}, "get": [[key, {"value": ..., "secret"?, "reboot"?} or {"error": ...}]]}
+    Returns {"set": {key: True or message}, "get": [[key, {"value": ..., "secret"?, "reboot"?} or {"error": ...}]],
+    "safe": the interrupted charger's outputs were put in their safe state}
     with "get" in the order asked (the board's key order when all are read).
     """
     code = deploy._KEEPALIVE_CODE % deploy.WDT_TIMEOUT_MS + _CODE % {
-        "state": state_dir, "values": json.dumps(values or {}), "keys": json.dumps(list(values) if values else list(keys))}
-    return deploy._tagged(mpremote(port, "exec", code), "CONFIG", "run its configuration module")
+        "state": state_dir, "values": json.dumps(values or {}),
+        "keys": json.dumps(list(values) if values else list(keys))}
+    out = mpremote(port, "exec", code)
+    result = deploy._tagged(out, "CONFIG", "run its configuration module")
+    result["safe"] = "DEPLOY-SAFE" in out
+    return result
 
 
 def _show(key, entry):
@@ -126,6 +131,8 @@ def main(argv=None):
             values = dict(parse_assignment(s) for s in args.items)  # refused before the board is touched
         was_running = deploy.probe(args.port)
         result = run_on_board(args.port, values, args.items if not values else (), args.state)
+        if result["safe"]:
+            print(deploy.SAFE_NOTE)
         status = report(result, values)
         accepted = [k for k, v in result["set"].items() if v is True]
         if accepted:

@@ -177,18 +177,21 @@ def _tagged(out, tag, what):
 
 # Runs on the board: the interrupted charger drives nothing any more, so its
 # outputs are put in their safe state (pilot steady +12 V: no current offered;
-# contactor open) from the board's pin map. Once main.py has started the
-# watchdog nothing stops it and the charger no longer feeds it; a timer does
-# until the next reset. Boards without machine.WDT/Timer (the unix port) skip it.
+# contactor open) with the pin map of the board class its main.py left in the
+# REPL's globals (the most derived one). Once main.py has started the watchdog
+# nothing stops it and the charger no longer feeds it; a timer does until the
+# next reset. Boards without machine.Pin/WDT/Timer (the unix port) skip these.
 _KEEPALIVE_CODE = """try:
-    import sys
     from machine import Pin, PWM
-    for _n in list(sys.modules):
-        if _n.startswith('boards.') and _n.endswith('.pins'):
-            _p = sys.modules[_n]
-            PWM(Pin(_p.CP_PWM), freq=1000, duty_u16=65535)
-            Pin(_p.CONTACTOR, Pin.OUT, value=0)
-            print('DEPLOY-SAFE ' + _n)
+    _deploy_board = None
+    for _v in list(globals().values()):
+        if isinstance(_v, type) and hasattr(_v, 'PINS'):
+            if _deploy_board is None or issubclass(_v, _deploy_board):
+                _deploy_board = _v
+    if _deploy_board is not None:
+        PWM(Pin(_deploy_board.PINS.CP_PWM), freq=1000, duty_u16=65535)
+        Pin(_deploy_board.PINS.CONTACTOR, Pin.OUT, value=0)
+        print('DEPLOY-SAFE')
 except Exception:
     pass
 try:
@@ -282,10 +285,14 @@ def plan(bundle, files, on_board):
     return {"copy": copy, "remove": remove, "rmdir": rmdir, "mkdir": mkdir}
 
 
+SAFE_NOTE = "safe    the interrupted charger's outputs: pilot steady +12 V, contactor open"
+
+
 def scan(port, files):
-    """Arm the watchdog keepalive and hash the files the bundle manages on the board."""
-    code = _KEEPALIVE_CODE % WDT_TIMEOUT_MS + _SCAN_CODE % (managed_names(files),)
-    return _tagged(mpremote(port, "exec", code), "DEPLOY-SCAN", "list its files")
+    """Make the interrupted charger's outputs safe, arm the watchdog keepalive and hash the files the
+    bundle manages on the board; returns (scan, outputs made safe?)."""
+    out = mpremote(port, "exec", _KEEPALIVE_CODE % WDT_TIMEOUT_MS + _SCAN_CODE % (managed_names(files),))
+    return _tagged(out, "DEPLOY-SCAN", "list its files"), "DEPLOY-SAFE" in out
 
 
 def sync(port, bundle, steps):
@@ -330,7 +337,10 @@ def deploy(port, board="esp32_devkitc", bundle=None, wifi=None, settings=None, r
         raise DeployError("no bundle at %s: run make image BOARD=%s" % (bundle, board))
     files = bundle_files(bundle)
     probe(port)
-    steps = plan(bundle, files, scan(port, files))
+    on_board, safe = scan(port, files)
+    if safe:
+        say(SAFE_NOTE)
+    steps = plan(bundle, files, on_board)
     if steps["copy"] or steps["remove"] or steps["mkdir"] or steps["rmdir"]:
         sync(port, bundle, steps)
     size = sum((bundle / rel).stat().st_size for rel in steps["copy"])

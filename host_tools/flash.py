@@ -107,7 +107,8 @@ def plan(args):
     if args.firmware:
         fw = check_firmware(args.firmware)
         if fw.chip != chip:
-            raise FlashError("%s is MicroPython for %s; board %s has an %s" % (args.firmware, fw.chip, args.board, chip))
+            raise FlashError("%s is MicroPython for %s; board %s has an %s" % (
+                args.firmware, fw.chip, args.board, chip))
         vfs = partitions.vfs_partition(fw)
         if not args.fs:
             return chip, [(fw.offset, args.firmware)], "MicroPython alone"

@@ -110,6 +110,38 @@ def test_stale_files_are_removed_and_the_state_is_untouched(board, bundle):
     assert files == sorted(set(deploy.bundle_files(bundle)) | set(kept))
 
 
+# A charger stand-in: a machine module that records what the pins are set to, and a board class
+# with its pin map in the program's globals, as a device's main.py leaves them.
+CHARGER_PRELUDE = """import sys
+class _Machine:
+    log = []
+    class Pin:
+        OUT = 3
+        def __init__(self, gpio, mode=-1, value=None):
+            self.gpio = gpio
+            if value is not None:
+                _Machine.log.append(('pin', gpio, value))
+    class PWM:
+        def __init__(self, pin, freq=0, duty_u16=0):
+            _Machine.log.append(('pwm', pin.gpio, freq, duty_u16))
+sys.modules['machine'] = _Machine
+class _Pins:
+    CP_PWM = 25
+    CONTACTOR = 26
+class ChargerBoard:
+    PINS = _Pins
+"""
+
+
+def test_deploy_puts_the_interrupted_chargers_outputs_in_their_safe_state(board, bundle):
+    board.start_program("charging", CHARGER_PRELUDE)
+    out = run_tool("deploy", "--port", board.port, "--bundle", str(bundle))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert deploy.SAFE_NOTE in out.stdout
+    got = board.mpremote("exec", "print(sys.modules['machine'].log)")
+    assert got.stdout.strip() == "[('pwm', 25, 1000, 65535), ('pin', 26, 0)]"
+
+
 def test_deploy_to_a_board_that_does_not_answer_says_so(tmp_path, bundle):
     master, slave = pty.openpty()  # a port with nothing answering on it
     try:
@@ -280,7 +312,8 @@ def test_flash_explains_a_board_that_does_not_answer_and_a_wrong_chip():
     assert flash.explain("/dev/ttyUSB0", "esp32", silent).startswith("no board answered on /dev/ttyUSB0: ")
     wrong = ["Connecting....", "A fatal error occurred: This chip is ESP32-S3, not ESP32. Wrong chip argument?"]
     text = flash.explain("/dev/ttyUSB0", "esp32", wrong)
-    assert text.startswith("the board on /dev/ttyUSB0 is not what BOARD says (esp32): This chip is ESP32-S3, not ESP32.")
+    assert text.startswith("the board on /dev/ttyUSB0 is not what BOARD says (esp32): "
+                           "This chip is ESP32-S3, not ESP32.")
     assert "esp32_s3_devkitc (esp32s3)" in text
 
 

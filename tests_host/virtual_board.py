@@ -61,9 +61,10 @@ while True:
         raise KeyboardInterrupt
 """
 
-    def start_program(self, line="running"):
-        """Leave a program running on the board (it prints `line N` every 0.1 s) until a Ctrl-C."""
-        out = self.mpremote("exec", "--no-follow", self.RUNNING_PROGRAM % line)
+    def start_program(self, line="running", prelude=""):
+        """Leave a program running on the board (it prints `line N` every 0.1 s) until a Ctrl-C;
+        prelude runs first, in the same globals (as main.py's stay in the REPL's after a Ctrl-C)."""
+        out = self.mpremote("exec", "--no-follow", prelude + "\n" + self.RUNNING_PROGRAM % line)
         assert out.returncode == 0, out.stderr
         return out
 
