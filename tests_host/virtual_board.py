@@ -29,18 +29,20 @@ class VirtualBoard:
                                      stderr=board_slave, env=env, cwd=str(cwd))
         os.close(board_slave)
         self.port = os.ttyname(self._host_slave)
-        threading.Thread(target=self._bridge, daemon=True).start()
+        self._closing = threading.Event()
+        self._bridge_thread = threading.Thread(target=self._bridge, daemon=True)
+        self._bridge_thread.start()
 
     def _bridge(self):
         a, b = self._board_master, self._host_master
-        while self.proc.poll() is None:
+        while self.proc.poll() is None and not self._closing.is_set():
             ready, _, _ = select.select([a, b], [], [], 0.2)
             for fd in ready:
                 try:
                     data = os.read(fd, 4096)
+                    os.write(b if fd == a else a, data)
                 except OSError:
                     return
-                os.write(b if fd == a else a, data)
 
     def mpremote(self, *args, timeout=30):
         """Run mpremote against the board; `resume` keeps the unix port alive (a soft reset ends it)."""
@@ -69,6 +71,9 @@ while True:
         return out
 
     def close(self):
+        # The bridge stops before its descriptors are closed: their numbers may be reused at once.
+        self._closing.set()
+        self._bridge_thread.join(5)
         self.proc.kill()
         self.proc.wait(5)
         for fd in (self._board_master, self._host_master, self._host_slave):
