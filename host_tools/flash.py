@@ -65,17 +65,26 @@ def esptool_command(port, chip, writes, baud=DEFAULT_BAUD, erase=False):
 
 
 def run_esptool(cmd):
-    """Run esptool, passing its progress through; returns (exit status, its output lines)."""
+    """Run esptool, passing its output through as it comes (its progress bar redraws itself with
+    carriage returns); returns (exit status, its output lines)."""
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     except OSError as e:
         return 1, [str(e)]
-    lines = []
-    for line in proc.stdout:
-        print(line, end="", flush=True)
-        if line.strip():
-            lines.append(line.strip())
-    return proc.wait(), lines
+    seen = bytearray()
+    out = getattr(sys.stdout, "buffer", None)
+    while True:
+        chunk = proc.stdout.read1(4096)
+        if not chunk:
+            break
+        seen += chunk
+        if out is not None:
+            out.write(chunk)
+            out.flush()
+        else:
+            print(chunk.decode("utf-8", "replace"), end="", flush=True)
+    text = seen.decode("utf-8", "replace").replace("\r", "\n")
+    return proc.wait(), [line.strip() for line in text.split("\n") if line.strip()]
 
 
 def _reason(lines):

@@ -136,16 +136,11 @@ class Output:
 
 
 def open_port(port, baud):
+    # DTR and RTS stay as opening the port sets them, both asserted, as mpremote leaves them: on ESP32
+    # boards they drive EN and GPIO0 through the auto-reset circuit, which resets the chip only when
+    # they differ. Clearing them one after the other would pass through a state that resets it.
     import serial
-    ser = serial.Serial()
-    ser.port = port
-    ser.baudrate = baud
-    ser.timeout = 0.2
-    # Both released: on ESP32 boards DTR/RTS drive EN and GPIO0 (auto-reset); listening must not reset.
-    ser.dtr = False
-    ser.rts = False
-    ser.open()
-    return ser
+    return serial.Serial(port, baud, timeout=0.2)
 
 
 def follow(port, output, baud=DEFAULT_BAUD, stop=lambda: False):

@@ -325,3 +325,15 @@ def test_make_targets_run_the_host_tools(firmware):
     assert "-m host_tools deploy --port /dev/ttyUSB3 --board esp32_devkitc" in out.stdout
     out = subprocess.run(args + ["image", "MICROPYTHON_BIN=%s" % firmware], capture_output=True, text=True, timeout=30)
     assert "-m host_tools image --board esp32_devkitc --micropython %s" % firmware in out.stdout
+
+
+def test_esptools_progress_passes_through_as_it_comes_and_its_error_is_explained(capsys):
+    fake = [sys.executable, "-c", "import sys; sys.stdout.write('Writing at 0x1000 [   ] 10%\\rWriting at 0x9000 "
+                                  "[## ] 60%\\r\\nA fatal error occurred: Failed to connect to ESP32: No serial data "
+                                  "received.\\n'); sys.exit(2)"]
+    status, lines = flash.run_esptool(fake)
+    assert status == 2
+    assert "10%\rWriting at 0x9000" in capsys.readouterr().out  # the progress bar redraws in place
+    assert lines == ["Writing at 0x1000 [   ] 10%", "Writing at 0x9000 [## ] 60%",
+                     "A fatal error occurred: Failed to connect to ESP32: No serial data received."]
+    assert flash.explain("/dev/ttyUSB0", "esp32", lines).startswith("no board answered on /dev/ttyUSB0")
