@@ -7,7 +7,7 @@ BOARD ?= esp32_devkitc
 PORT ?= /dev/ttyUSB0
 JOBS ?= 2
 
-.PHONY: setup browser test test-fast sim bench image flash deploy repl monitor schemas clean
+.PHONY: setup browser test test-fast sim bench image flash deploy config repl monitor schemas clean
 
 setup: $(STAMP)
 
@@ -42,24 +42,32 @@ bench: $(STAMP)
 schemas: $(STAMP)
 	$(VPY) -m host_tools gen-schemas
 
+# With MICROPYTHON_BIN=the .bin from micropython.org, also one flashable file: MicroPython and
+# fs.img merged at the offsets of the partition table read from that .bin (build/$(BOARD)/flash.bin).
 image: $(STAMP)
-	$(VPY) -m host_tools image --board $(BOARD)
+	$(VPY) -m host_tools image --board $(BOARD) $(if $(MICROPYTHON_BIN),--micropython $(MICROPYTHON_BIN))
 
-# MicroPython (FIRMWARE=the .bin from micropython.org) and build/$(BOARD)/fs.img, with esptool.
-# Without FIRMWARE it explains where to get one.
+# Write build/$(BOARD)/flash.bin (make image MICROPYTHON_BIN=...) with esptool; or, with
+# FIRMWARE=the MicroPython .bin, that and the filesystem image. Without either it explains.
 flash: $(STAMP)
 	$(VPY) -m host_tools flash --port $(PORT) --board $(BOARD) $(if $(FIRMWARE),--firmware $(FIRMWARE))
 
-# Copy the bundle (rebuilt when stale) with mpremote; Wi-Fi and settings: python -m host_tools deploy --help.
+# Bring the board's files up to date (only what changed, stale files removed, /data kept) with mpremote;
+# Wi-Fi and settings: python -m host_tools deploy --help.
 deploy: $(STAMP)
 	$(VPY) -m host_tools deploy --port $(PORT) --board $(BOARD)
+
+# A connected board's settings: make config PORT=/dev/ttyUSB0 ARGS='get ocpph' or ARGS='set ocpph=60'.
+config: $(STAMP)
+	$(VPY) -m host_tools config $(PORT) $(or $(ARGS),get)
 
 repl: $(STAMP)
 	$(VENV)/bin/mpremote connect $(PORT) repl
 
-# A plain serial log: mpremote's terminal shows the board's console.
+# The board's console log with host timestamps and compact OCPP frames; reconnects when the board resets
+# or the cable is unplugged. Options (--ocpp, --grep RE, --log FILE): ARGS='--ocpp --log charger.log'.
 monitor: $(STAMP)
-	$(VENV)/bin/mpremote connect $(PORT) resume repl
+	$(VPY) -m host_tools monitor $(PORT) $(ARGS)
 
 clean:
 	rm -rf build .pytest_cache

@@ -8,7 +8,9 @@ Commands:
   bench        run the benchmarks (make bench)
   image        build the device bundle and filesystem image (make image)
   flash        write MicroPython and the filesystem image to a board with esptool (make flash)
-  deploy       copy the bundle to a board with mpremote, plus Wi-Fi and settings (make deploy)
+  deploy       bring a board's files up to date with mpremote, plus Wi-Fi and settings (make deploy)
+  config       read or change a connected board's settings: config PORT get [KEY ...] | set KEY=JSON ...
+  monitor      the board's serial log with host timestamps, OCPP frames compact (make monitor)
 """
 import importlib
 import sys
@@ -22,6 +24,8 @@ COMMANDS = {
     "image": "host_tools.image",
     "flash": "host_tools.flash",
     "deploy": "host_tools.deploy",
+    "config": "host_tools.config",
+    "monitor": "host_tools.monitor",
 }
 
 

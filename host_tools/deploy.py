@@ -1,11 +1,16 @@
-"""python -m host_tools deploy --port PORT: copy the device bundle to a board with mpremote.
+"""python -m host_tools deploy --port PORT: bring a board's application files up to date with mpremote.
 
 Builds build/<board>/bundle/ first when it is missing or older than its sources
-(host_tools/image.py), copies it to the board's filesystem root, optionally
-writes /wifi.json (--wifi SSID:PASSWORD) and applies charger settings
-(--set KEY=JSON, repeatable) through the firmware's own config module, so the
-values pass the same validators as over OCPP or HTTP. Settings apply at the
-board's next boot; --reset reboots it at the end.
+(host_tools/image.py), then compares the board with it: one mpremote session
+hashes (SHA-256) every file the bundle manages on the board, and a second one
+copies only the files whose hash differs and removes the ones the bundle no
+longer has (a `.py` left beside or instead of its `.mpy`, a removed module, the
+folder of another board). The state on the board is never touched: /data
+(settings, queue, logs, certificates), /wifi.json, /meter.json, /boot.py.
+Optionally writes /wifi.json (--wifi SSID:PASSWORD) and applies charger
+settings (--set KEY=JSON, repeatable) through the firmware's own config module,
+so the values pass the same validators as over OCPP or HTTP. Settings apply at
+the board's next boot; --reset reboots it at the end.
 
 The board must already run MicroPython (make flash). mpremote connects with
 `resume` (no soft reset: the unix-port virtual board of the tests would end).
@@ -16,10 +21,14 @@ filesystem root on a device, so the bundle, wifi.json and data/ land where
 main.py looks for them.
 """
 import argparse
+import glob
+import hashlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from host_tools import image
@@ -28,6 +37,9 @@ from host_tools.runtime import ROOT
 MPREMOTE = [sys.executable, "-m", "mpremote"]
 REMOTE_STATE_DIR = "data"  # /data on a device: firmware.config.STATE_DIR, where main.py keeps settings
 MPREMOTE_TIMEOUT_S = 300
+PROBE_TIMEOUT_S = 5.0
+# Files and folders at the board's root that belong to the user or the charger's state, never to the bundle.
+KEPT = ("data", "wifi.json", "meter.json", "boot.py")
 
 
 class DeployError(Exception):
@@ -103,6 +115,45 @@ def parse_wifi(text):
     return {"ssid": ssid, "password": password}
 
 
+def _serial_ports():
+    return sorted(glob.glob("/dev/ttyUSB*") + glob.glob("/dev/ttyACM*") + glob.glob("/dev/cu.usb*"))
+
+
+def probe(port, timeout=PROBE_TIMEOUT_S):
+    """Check that a MicroPython prompt answers on port; raises DeployError saying what is wrong.
+
+    Returns True when a running program (the charger) was interrupted to reach the prompt.
+
+    mpremote itself waits forever for a board that stays silent, hence this check first.
+    mpremote's own port names (a0, u0, rfc2217://...) are left to mpremote.
+    """
+    if not port.startswith("/"):
+        return False
+    if not os.path.exists(port):
+        found = _serial_ports()
+        raise DeployError("no board at %s: the port does not exist. Is the board plugged in? %s" % (
+            port, "Serial ports now: " + ", ".join(found) if found else "No serial port is present."))
+    import serial
+    try:
+        ser = serial.Serial(port, 115200, timeout=0.2)
+    except (serial.SerialException, OSError) as e:
+        raise DeployError("cannot open %s: %s (is another program, such as make monitor, using it?)" % (port, e))
+    try:
+        ser.write(b"\r\x03\x03")  # stop a running program: the prompt answers
+        seen = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            seen += ser.read(256)
+            if seen.rstrip().endswith(b">"):
+                return b"KeyboardInterrupt" in seen
+    except (serial.SerialException, OSError) as e:
+        raise DeployError("the board on %s went away: %s" % (port, e))
+    finally:
+        ser.close()
+    raise DeployError("the board on %s does not answer (no MicroPython prompt within %g s): is MicroPython "
+                      "flashed (make flash) and is no other program using the port?" % (port, timeout))
+
+
 def mpremote(port, *args, timeout=MPREMOTE_TIMEOUT_S):
     """Run one mpremote session on the board; returns its stdout, raises DeployError on failure."""
     cmd = MPREMOTE + ["connect", port, "resume", *args]
@@ -116,10 +167,34 @@ def mpremote(port, *args, timeout=MPREMOTE_TIMEOUT_S):
     return proc.stdout
 
 
-# Runs on the board: once main.py has started the watchdog nothing stops it, and
-# the interrupted charger no longer feeds it; a timer does until the next reset.
-# Boards without machine.WDT/Timer (the unix port) skip it.
+def _tagged(out, tag, what):
+    """The JSON after `tag ` on its line of the board's output."""
+    for line in out.splitlines():
+        if line.startswith(tag + " "):
+            return json.loads(line[len(tag) + 1:])
+    raise DeployError("the board did not %s:\n%s" % (what, out.strip()))
+
+
+# Runs on the board: the interrupted charger drives nothing any more, so its
+# outputs are put in their safe state (pilot steady +12 V: no current offered;
+# contactor open) with the pin map of the board class its main.py left in the
+# REPL's globals (the most derived one). Once main.py has started the watchdog
+# nothing stops it and the charger no longer feeds it; a timer does until the
+# next reset. Boards without machine.Pin/WDT/Timer (the unix port) skip these.
 _KEEPALIVE_CODE = """try:
+    from machine import Pin, PWM
+    _deploy_board = None
+    for _v in list(globals().values()):
+        if isinstance(_v, type) and hasattr(_v, 'PINS'):
+            if _deploy_board is None or issubclass(_v, _deploy_board):
+                _deploy_board = _v
+    if _deploy_board is not None:
+        PWM(Pin(_deploy_board.PINS.CP_PWM), freq=1000, duty_u16=65535)
+        Pin(_deploy_board.PINS.CONTACTOR, Pin.OUT, value=0)
+        print('DEPLOY-SAFE')
+except Exception:
+    pass
+try:
     from machine import WDT, Timer
     _deploy_wdt = WDT(timeout=%d)
     _deploy_timer = Timer(0)
@@ -129,6 +204,106 @@ except Exception:
     print('DEPLOY-KEEPALIVE off')
 """
 WDT_TIMEOUT_MS = 10000  # boards/esp32_devkitc/main.py WDT_MS
+
+# Runs on the board: the SHA-256 of every file under the bundle's folders and of
+# the root files it manages, and the folders there, as one JSON line.
+_SCAN_CODE = """import os, json, hashlib, binascii
+def _dh(p, b=bytearray(512)):
+    h = hashlib.sha256()
+    with open(p, 'rb') as f:
+        while True:
+            n = f.readinto(b)
+            if not n:
+                break
+            h.update(b if n == 512 else memoryview(b)[:n])
+    return binascii.hexlify(h.digest()).decode()
+def _dw(d, files, dirs):
+    for e in os.ilistdir(d):
+        p = d + '/' + e[0]
+        if e[1] == 0x4000:
+            dirs.append(p)
+            _dw(p, files, dirs)
+        else:
+            files[p] = _dh(p)
+_f = {}
+_d = []
+for _n in os.listdir():
+    if _n in %r:
+        _dw(_n, _f, _d) if os.stat(_n)[0] & 0x4000 else _f.__setitem__(_n, _dh(_n))
+print('DEPLOY-SCAN ' + json.dumps({'files': _f, 'dirs': _d}))
+"""
+
+# Runs on the board before the copy: stale files out, empty folders out, new folders in.
+_PREPARE_CODE = """import os
+for _p in %r:
+    os.remove(_p)
+for _p in %r:
+    os.rmdir(_p)
+for _p in %r:
+    try:
+        os.mkdir(_p)
+    except OSError:
+        pass
+print('DEPLOY-PREPARED')
+"""
+
+
+def managed_names(files):
+    """Root names the bundle owns: its top folders, its root files and their .py/.mpy twins."""
+    names = set()
+    for rel in files:
+        top = rel.split("/", 1)[0]
+        if "/" in rel:
+            names.add(top)
+            stem = top
+        else:
+            names.add(top)
+            stem = top.rsplit(".", 1)[0]
+        names.update((stem + ".py", stem + ".mpy"))
+    return sorted(n for n in names if n not in KEPT)
+
+
+def sha256_file(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def plan(bundle, files, on_board):
+    """What to do: {"copy": [rel], "remove": [rel], "rmdir": [dir], "mkdir": [dir]} from the board's scan."""
+    board_files = on_board["files"]
+    board_dirs = set(on_board["dirs"])
+    wanted = set(files)
+    copy = [rel for rel in files if board_files.get(rel) != sha256_file(Path(bundle) / rel)]
+    remove = sorted(p for p in board_files if p not in wanted and p.split("/", 1)[0] not in KEPT)
+    need_dirs = set()
+    for rel in files:
+        parts = rel.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            need_dirs.add("/".join(parts[:i]))
+    mkdir = sorted((d for d in need_dirs if d not in board_dirs), key=lambda d: d.count("/"))
+    rmdir = sorted((d for d in board_dirs if d not in need_dirs and d.split("/", 1)[0] not in KEPT),
+                   key=lambda d: -d.count("/"))
+    return {"copy": copy, "remove": remove, "rmdir": rmdir, "mkdir": mkdir}
+
+
+SAFE_NOTE = "safe    the interrupted charger's outputs: pilot steady +12 V, contactor open"
+
+
+def scan(port, files):
+    """Make the interrupted charger's outputs safe, arm the watchdog keepalive and hash the files the
+    bundle manages on the board; returns (scan, outputs made safe?)."""
+    out = mpremote(port, "exec", _KEEPALIVE_CODE % WDT_TIMEOUT_MS + _SCAN_CODE % (managed_names(files),))
+    return _tagged(out, "DEPLOY-SCAN", "list its files"), "DEPLOY-SAFE" in out
+
+
+def sync(port, bundle, steps):
+    """One mpremote session: remove, create folders, copy the changed files."""
+    args = ["exec", _PREPARE_CODE % (steps["remove"], steps["rmdir"], steps["mkdir"])]
+    for rel in steps["copy"]:
+        # -f: the hashes were compared already; mpremote need not hash each file again.
+        args += ["+", "fs", "cp", "-f", str(Path(bundle) / rel), ":" + rel]
+    out = mpremote(port, *args)
+    if "DEPLOY-PREPARED" not in out:
+        raise DeployError("the board did not prepare its folders:\n" + out.strip())
 
 
 # Runs on the board: applies the settings with the charger's own registry and
@@ -143,17 +318,16 @@ print('DEPLOY-SET ' + json.dumps(config.set(**json.loads(%r))))
 def apply_settings(port, settings, state_dir=REMOTE_STATE_DIR):
     """config.set(**settings) on the board; returns {key: True or error message}."""
     out = mpremote(port, "exec", _SET_CODE % (state_dir, json.dumps(settings)))
-    for line in out.splitlines():
-        if line.startswith("DEPLOY-SET "):
-            return json.loads(line[len("DEPLOY-SET "):])
-    raise DeployError("the board did not apply the settings:\n" + out.strip())
+    return _tagged(out, "DEPLOY-SET", "apply the settings")
 
 
 def deploy(port, board="esp32_devkitc", bundle=None, wifi=None, settings=None, reset=False, say=print):
-    """Copy the bundle (building it first if needed), write wifi.json, apply settings.
+    """Bring the board's files up to date with the bundle (built first if needed), write wifi.json,
+    apply settings.
 
     Returns True when every setting was accepted. Raises DeployError when a step fails.
     """
+    t0 = time.monotonic()
     settings = settings or {}
     if bundle is None:
         bundle, rebuilt = ensure_built(board)
@@ -162,16 +336,23 @@ def deploy(port, board="esp32_devkitc", bundle=None, wifi=None, settings=None, r
     if not bundle.is_dir():
         raise DeployError("no bundle at %s: run make image BOARD=%s" % (bundle, board))
     files = bundle_files(bundle)
-    size = sum((bundle / rel).stat().st_size for rel in files)
-    mpremote(port, "exec", _KEEPALIVE_CODE % WDT_TIMEOUT_MS)
-    # "DIR/." copies the bundle's contents, creating its folders on the board.
-    mpremote(port, "fs", "cp", "-r", str(bundle) + "/.", ":")
-    say("copied  %d files, %d bytes to %s:/" % (len(files), size, port))
+    probe(port)
+    on_board, safe = scan(port, files)
+    if safe:
+        say(SAFE_NOTE)
+    steps = plan(bundle, files, on_board)
+    if steps["copy"] or steps["remove"] or steps["mkdir"] or steps["rmdir"]:
+        sync(port, bundle, steps)
+    size = sum((bundle / rel).stat().st_size for rel in steps["copy"])
+    named = ": " + ", ".join(steps["copy"]) if 0 < len(steps["copy"]) <= 5 else ""
+    say("copied  %d of %d files, %d bytes to %s:/%s" % (len(steps["copy"]), len(files), size, port, named))
+    if steps["remove"] or steps["rmdir"]:
+        say("removed %s" % ", ".join(steps["remove"] + [d + "/" for d in steps["rmdir"]]))
     if wifi is not None:
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / "wifi.json"
             local.write_text(json.dumps(wifi))
-            mpremote(port, "fs", "cp", str(local), ":wifi.json")
+            mpremote(port, "fs", "cp", "-f", str(local), ":wifi.json")
         say("wifi    /wifi.json written (ssid %r)" % wifi["ssid"])
     ok = True
     if settings:
@@ -183,8 +364,9 @@ def deploy(port, board="esp32_devkitc", bundle=None, wifi=None, settings=None, r
     if reset:
         mpremote(port, "reset")
         say("reset   the board is restarting with the new bundle")
-    else:
-        say("done    reset the board (mpremote connect %s reset) to run the new bundle" % port)
+    elif steps["copy"] or steps["remove"] or settings or wifi is not None:
+        say("next    reset the board (mpremote connect %s reset) to run the new files" % port)
+    say("done    in %.1f s" % (time.monotonic() - t0))
     return ok
 
 
@@ -204,6 +386,8 @@ def main(argv=None):
         # Bad arguments are refused before anything is written to the board.
         settings = dict(parse_setting(s) for s in args.settings)
         wifi = parse_wifi(args.wifi) if args.wifi is not None else None
+        if args.bundle is None:
+            image.check_board(args.board)
         ok = deploy(args.port, args.board, args.bundle, wifi, settings, args.reset)
     except DeployError as e:
         print("deploy: %s" % e, file=sys.stderr)

@@ -1,35 +1,38 @@
-"""python -m host_tools flash --port PORT --firmware MICROPYTHON.bin: write MicroPython and the image.
+"""python -m host_tools flash --port PORT [--firmware MICROPYTHON.bin]: write MicroPython and the image.
 
-Writes the MicroPython firmware file (downloaded by the user from
-micropython.org) and build/<board>/fs.img (the LittleFS image of the bundle,
-rebuilt first when stale) with the pinned esptool, in one write-flash at the
-offsets of MicroPython's standard ESP32 4 MB partition table. --dry-run prints
-the esptool command instead of running it.
+Writes one file with the pinned esptool, at the flash offset of the
+bootloader: build/<board>/flash.bin, MicroPython and the filesystem image
+merged at the offsets of the partition table read from the MicroPython .bin
+(host_tools/image.py, host_tools/partitions.py). With --firmware (the .bin
+downloaded from micropython.org) that file is made first; without it, the one
+`make image MICROPYTHON_BIN=...` made is written (remade when the bundle is
+older than its sources). --no-fs writes MicroPython alone, --fs-image FILE
+another filesystem image at the vfs partition. --dry-run prints the esptool
+command instead of running it.
 """
 import argparse
+import json
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
-from host_tools import image
-from host_tools.deploy import ensure_built
+from host_tools import image, partitions
+from host_tools.deploy import ensure_built, is_stale
 
-# Per board: esptool's chip name and where the firmware file starts. MicroPython's
-# ESP32 .bin (bootloader + partition table + app) starts at 0x1000; the vfs partition
-# of its 4 MB table is where image.py sizes fs.img for.
-BOARDS = {
-    "esp32_devkitc": {"chip": "esp32", "firmware_offset": 0x1000, "fs_offset": image.VFS_OFFSET},
-}
+# Boards flashed with esptool and their chip (esptool's name); the offsets come from the firmware file.
+BOARDS = image.BOARD_CHIPS
 DEFAULT_BAUD = 460800
-ESP_IMAGE_MAGIC = 0xE9  # first byte of every ESP bootloader/app image
+ESP_IMAGE_MAGIC = partitions.IMAGE_MAGIC  # first byte of every ESP bootloader/app image
 
 DOWNLOAD_HINT = """\
-flash: --firmware MICROPYTHON.bin is needed: MicroPython itself is not built here.
+flash: no firmware to write: MicroPython itself is not built here.
 Download the ESP32 firmware (.bin, MicroPython 1.23 or newer) from https://micropython.org/download/
   - boards with PSRAM (ESP32-WROVER and the like): the ESP32_GENERIC "SPIRAM" variant
   - boards without PSRAM (ESP32-WROOM DevKitC): the generic ESP32_GENERIC build
-then: make flash PORT=%s FIRMWARE=path/to/ESP32_GENERIC-<version>.bin"""
+  - ESP32-S3 DevKitC (BOARD=esp32_s3_devkitc): ESP32_GENERIC_S3 (the SPIRAM_OCT variant for N8R8 modules)
+then: make image MICROPYTHON_BIN=path/to/ESP32_GENERIC-<version>.bin && make flash PORT=%s
+  or: make flash PORT=%s FIRMWARE=path/to/ESP32_GENERIC-<version>.bin"""
 
 
 class FlashError(Exception):
@@ -37,95 +40,139 @@ class FlashError(Exception):
 
 
 def check_firmware(path):
-    """Refuse a missing, empty or non-ESP image before esptool touches the board."""
-    p = Path(path)
-    if not p.is_file():
-        raise FlashError("firmware file %s does not exist" % path)
-    with p.open("rb") as f:
-        head = f.read(1)
-    if not head:
-        raise FlashError("firmware file %s is empty" % path)
-    if head[0] != ESP_IMAGE_MAGIC:
-        raise FlashError("%s is not an ESP32 firmware image (it does not start with byte 0x%02X); "
-                         "use the .bin from micropython.org/download" % (path, ESP_IMAGE_MAGIC))
+    """Refuse a missing, empty or non-ESP image before esptool touches the board; returns its layout."""
+    try:
+        return partitions.read_firmware(path)
+    except partitions.LayoutError as e:
+        raise FlashError(str(e))
 
 
-def esptool_command(port, board, firmware, fs_image=None, baud=DEFAULT_BAUD, erase=False):
-    """The esptool command line (a list) that writes the firmware and, if given, the fs image."""
+def check_board(board):
     if board not in BOARDS:
-        raise FlashError("no flash layout for board %r (known: %s)" % (board, ", ".join(sorted(BOARDS))))
-    b = BOARDS[board]
-    cmd = [sys.executable, "-m", "esptool", "--chip", b["chip"], "--port", port, "--baud", str(baud),
-           "write-flash"]
+        raise FlashError("no flash layout for board %r (boards flashed with esptool: %s)" % (
+            board, ", ".join(sorted(BOARDS))))
+    return BOARDS[board]
+
+
+def esptool_command(port, chip, writes, baud=DEFAULT_BAUD, erase=False):
+    """The esptool command line (a list) that writes each (offset, file) of writes."""
+    cmd = [sys.executable, "-m", "esptool", "--chip", chip, "--port", port, "--baud", str(baud), "write-flash"]
     if erase:
         cmd.append("--erase-all")  # a board that ran something else first: no stale filesystem left behind
-    cmd += ["0x%x" % b["firmware_offset"], str(firmware)]
-    if fs_image is not None:
-        cmd += ["0x%x" % b["fs_offset"], str(fs_image)]
+    for offset, path in writes:
+        cmd += ["0x%x" % offset, str(path)]
     return cmd
 
 
 def run_esptool(cmd):
-    """Run esptool, passing its progress through; returns (exit status, its last message)."""
+    """Run esptool, passing its output through as it comes (its progress bar redraws itself with
+    carriage returns); returns (exit status, its output lines)."""
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     except OSError as e:
-        return 1, str(e)
-    lines = []
-    for line in proc.stdout:
-        print(line, end="", flush=True)
-        if line.strip():
-            lines.append(line.strip())
-    return proc.wait(), _reason(lines)
+        return 1, [str(e)]
+    seen = bytearray()
+    out = getattr(sys.stdout, "buffer", None)
+    while True:
+        chunk = proc.stdout.read1(4096)
+        if not chunk:
+            break
+        seen += chunk
+        if out is not None:
+            out.write(chunk)
+            out.flush()
+        else:
+            print(chunk.decode("utf-8", "replace"), end="", flush=True)
+    text = seen.decode("utf-8", "replace").replace("\r", "\n")
+    return proc.wait(), [line.strip() for line in text.split("\n") if line.strip()]
 
 
 def _reason(lines):
     """esptool's own error line (it follows it with hints), else its last line."""
     for line in lines:
-        if "fatal error" in line.lower():
+        if "fatal error" in line.lower() or line.startswith("A fatal error") or "Wrong chip argument" in line:
             return line
     return lines[-1] if lines else ""
+
+
+def explain(port, chip, lines):
+    """What a failed esptool run means for the user."""
+    text = "\n".join(lines)
+    if "Wrong chip argument" in text or "This chip is" in text:
+        found = next((line for line in lines if "This chip is" in line), "")
+        found = found[found.index("This chip is"):] if found else "another chip."
+        return ("the board on %s is not what BOARD says (%s): %s Choose the board it is (BOARD=...: %s) and "
+                "its MicroPython build" % (port, chip, found, ", ".join(
+                    "%s (%s)" % (b, c) for b, c in sorted(BOARDS.items()))))
+    if "No serial data received" in text or "Failed to connect" in text:
+        return ("no board answered on %s: is it an ESP32 board, plugged in with a data cable? If it does not enter "
+                "its bootloader by itself, hold its BOOT button while esptool connects" % port)
+    return "esptool could not write the board on %s: %s" % (port, _reason(lines) or "no output")
+
+
+def plan(args):
+    """(chip, [(offset, file)], summary line) of what to write, building what is missing."""
+    chip = check_board(args.board)
+    if args.firmware:
+        fw = check_firmware(args.firmware)
+        if fw.chip != chip:
+            raise FlashError("%s is MicroPython for %s; board %s has an %s" % (
+                args.firmware, fw.chip, args.board, chip))
+        vfs = partitions.vfs_partition(fw)
+        if not args.fs:
+            return chip, [(fw.offset, args.firmware)], "MicroPython alone"
+        if args.fs_image:
+            if not Path(args.fs_image).is_file():
+                raise FlashError("filesystem image %s does not exist" % args.fs_image)
+            return chip, [(fw.offset, args.firmware), (vfs.offset, args.fs_image)], "MicroPython and %s" % args.fs_image
+        bundle, _ = ensure_built(args.board)
+        info = image.merge(args.board, args.firmware, bundle, bundle.parent)
+        return chip, [(info["offset"], info["flash_bin"])], "flash.bin: MicroPython and the bundle's fs.img"
+    made = image.ROOT / "build" / args.board / "flash.json"
+    if not made.exists():
+        raise FlashError(DOWNLOAD_HINT % (args.port, args.port))
+    info = json.loads(made.read_text())
+    bundle = made.parent / "bundle"
+    if is_stale(args.board, bundle):
+        if not Path(info["micropython"]).is_file():
+            raise FlashError("build/%s/flash.bin is older than the sources and %s is gone: make image "
+                             "MICROPYTHON_BIN=..." % (args.board, info["micropython"]))
+        bundle, _ = ensure_built(args.board)
+        info = image.merge(args.board, info["micropython"], bundle, bundle.parent)
+    return info["chip"], [(info["offset"], info["flash_bin"])], "flash.bin (MicroPython %s and the bundle)" % (
+        Path(info["micropython"]).name)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m host_tools flash", description=__doc__.split("\n")[0])
     p.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyUSB0")
     p.add_argument("--board", default="esp32_devkitc")
-    p.add_argument("--firmware", help="the MicroPython .bin downloaded from micropython.org")
+    p.add_argument("--firmware", help="the MicroPython .bin downloaded from micropython.org (default: the "
+                                      "build/<board>/flash.bin of make image MICROPYTHON_BIN=...)")
     p.add_argument("--baud", type=int, default=DEFAULT_BAUD)
     p.add_argument("--no-fs", dest="fs", action="store_false",
                    help="write MicroPython only (then copy the bundle with deploy)")
-    p.add_argument("--fs-image", help="write this LittleFS image (default: build/<board>/fs.img, rebuilt when stale)")
+    p.add_argument("--fs-image", help="write this LittleFS image at the vfs partition (with --firmware)")
     p.add_argument("--erase", action="store_true", help="erase the whole flash first (esptool --erase-all)")
     p.add_argument("--dry-run", action="store_true", help="print the esptool command, do not run it")
     args = p.parse_args(argv)
-    if not args.firmware:
-        print(DOWNLOAD_HINT % args.port, file=sys.stderr)
-        return 2
     try:
-        check_firmware(args.firmware)
-        if args.board not in BOARDS:
-            raise FlashError("no flash layout for board %r (known: %s)" % (args.board, ", ".join(sorted(BOARDS))))
-        fs_image = None
-        if args.fs and args.fs_image:
-            fs_image = Path(args.fs_image)
-            if not fs_image.is_file():
-                raise FlashError("filesystem image %s does not exist" % fs_image)
-        elif args.fs:
-            bundle, rebuilt = ensure_built(args.board, fs=True)
-            fs_image = bundle.parent / "fs.img"
-            print("fs.img  %s (%s)" % (fs_image, "rebuilt" if rebuilt else "up to date"))
-        cmd = esptool_command(args.port, args.board, args.firmware, fs_image, args.baud, args.erase)
+        chip, writes, what = plan(args)
     except FlashError as e:
+        hint = str(e).startswith("flash: no firmware")  # the download hint speaks for itself
+        print(e if hint else "flash: %s" % e, file=sys.stderr)
+        return 2 if hint else 1
+    except partitions.LayoutError as e:
         print("flash: %s" % e, file=sys.stderr)
         return 1
+    cmd = esptool_command(args.port, chip, writes, args.baud, args.erase)
+    print("writing %s" % what)
     print(shlex.join(cmd), flush=True)
     if args.dry_run:
         return 0
-    status, last = run_esptool(cmd)
+    status, lines = run_esptool(cmd)
     if status != 0:
-        print("flash: esptool could not write the board on %s: %s" % (args.port, last or "exit status %d" % status),
-              file=sys.stderr)
+        print("flash: %s" % explain(args.port, chip, lines), file=sys.stderr)
         return 1
     print("flash: done. Next: make deploy PORT=%s (Wi-Fi and settings: python -m host_tools deploy --help)"
           % args.port)

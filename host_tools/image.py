@@ -8,6 +8,12 @@ a main.py at boot); reports the bundle size; and builds a LittleFS2 image of the
 bundle (build/<board>/fs.img) sized for the vfs partition of MicroPython's
 standard ESP32 4 MB partition table, for `make flash`.
 
+`--micropython FILE` (make image MICROPYTHON_BIN=FILE) also makes one flashable
+file, build/<board>/flash.bin: the MicroPython firmware (.bin from
+micropython.org) and a filesystem image sized for its vfs partition, merged by
+`esptool merge-bin` at the offsets of the partition table read from that .bin
+(host_tools/partitions.py), not assumed. `make flash` writes it.
+
 `--board host` builds the simulation board's bundle (no fs image): the
 simulator runs it with `python -m host_tools sim --bundle build/host/bundle`.
 """
@@ -19,6 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from host_tools import partitions
 from host_tools.runtime import MPY_CROSS, ROOT
 
 # MicroPython's ESP32 partitions-4MiB.csv: vfs at 0x200000, 0x200000 long,
@@ -27,13 +34,24 @@ VFS_OFFSET = 0x200000
 VFS_SIZE = 0x200000
 BLOCK_SIZE = 4096
 BUNDLE_BUDGET = 150 * 1024
+# The chip (esptool's name) of each board that is flashed with esptool.
+BOARD_CHIPS = {"esp32_devkitc": "esp32", "esp32_s3_devkitc": "esp32s3"}
+
+
+def known_boards():
+    """Every board folder under boards/ (a package with a board module or the simulation)."""
+    return sorted(d.name for d in (ROOT / "boards").iterdir() if (d / "__init__.py").exists())
+
+
+def check_board(board):
+    """Refuse an unknown board name with the list of known ones (SystemExit: a message, no traceback)."""
+    if board not in known_boards():
+        raise SystemExit("no board %r under boards/; known boards: %s" % (board, ", ".join(known_boards())))
 
 
 def _board_dir(board):
-    d = ROOT / "boards" / board
-    if not (d / "__init__.py").exists():
-        raise SystemExit("no board %r under boards/" % board)
-    return d
+    check_board(board)
+    return ROOT / "boards" / board
 
 
 def _imports(path):
@@ -70,6 +88,28 @@ def microdot_modules(sources):
     return needed  # "microdot/x.py" -> source path
 
 
+def board_modules(sources):
+    """The files of other boards' modules the given sources import (a board reusing another's code),
+    followed through their own imports, with their packages."""
+    needed = {}
+    todo = [m for p in sources for m in _imports(p) if m.startswith("boards.")]
+    while todo:
+        parts = todo.pop().split(".")
+        cand = ROOT.joinpath(*parts).with_suffix(".py")
+        if not cand.exists():
+            cand = ROOT.joinpath(*parts, "__init__.py")
+            if not cand.exists():
+                continue  # `from boards.x import Name`: a name, not a module
+        rel = cand.relative_to(ROOT).as_posix()
+        if rel in needed:
+            continue
+        needed[rel] = cand
+        for i in range(2, len(parts)):
+            todo.append(".".join(parts[:i]))
+        todo += [m for m in _imports(cand) if m.startswith("boards.")]
+    return needed
+
+
 def sources(board):
     """(relative path in the bundle, source path) of every module, entry excluded."""
     bdir = _board_dir(board)
@@ -82,6 +122,9 @@ def sources(board):
         if board != "host" and p.name == "main.py" and p.parent == bdir:
             continue  # the device entry goes to the bundle root as source
         files[rel] = p
+    entry = [bdir / "main.py"] if board != "host" and (bdir / "main.py").exists() else []
+    for rel, p in board_modules([p for r, p in files.items() if r.startswith("boards/")] + entry).items():
+        files.setdefault(rel, p)
     files.update(microdot_modules(list(files.values())))
     return files
 
@@ -120,7 +163,7 @@ def build_bundle(board, out=None):
     return summary
 
 
-def build_fs_image(bundle, path, size=VFS_SIZE, block_size=BLOCK_SIZE):
+def build_fs_image(bundle, path, size=VFS_SIZE, block_size=BLOCK_SIZE, offset=VFS_OFFSET):
     """A LittleFS2 image holding the bundle at the filesystem root."""
     from littlefs import LittleFS
     bundle = Path(bundle)
@@ -134,12 +177,50 @@ def build_fs_image(bundle, path, size=VFS_SIZE, block_size=BLOCK_SIZE):
                 f.write(p.read_bytes())
     Path(path).write_bytes(fs.context.buffer)
     return {"fs_image": str(path), "fs_bytes": size, "block_size": block_size,
-            "block_count": size // block_size, "vfs_offset": VFS_OFFSET}
+            "block_count": size // block_size, "vfs_offset": offset}
 
 
-def build(board, fs=True):
+def flash_layout(board, micropython):
+    """(firmware layout, vfs partition) of a MicroPython .bin, checked against the board's chip."""
+    if board not in BOARD_CHIPS:
+        raise partitions.LayoutError("board %r is not flashed with esptool (boards that are: %s)" % (
+            board, ", ".join(sorted(BOARD_CHIPS))))
+    fw = partitions.read_firmware(micropython)
+    if fw.chip != BOARD_CHIPS[board]:
+        raise partitions.LayoutError("%s is MicroPython for %s; board %s has an %s: download its build" % (
+            micropython, fw.chip, board, BOARD_CHIPS[board]))
+    return fw, partitions.vfs_partition(fw)
+
+
+def merge(board, micropython, bundle, out_dir):
+    """One flashable file: MicroPython and the bundle's filesystem image, at the offsets its partition
+    table gives, with `esptool merge-bin`. Writes flash.bin and flash.json (what and where) in out_dir."""
+    fw, vfs = flash_layout(board, micropython)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fs = build_fs_image(bundle, out_dir / "fs.img", size=vfs.size, offset=vfs.offset)
+    flash_bin = out_dir / "flash.bin"
+    # --target-offset: the file starts where MicroPython's .bin does (the bootloader), and is written there.
+    cmd = [sys.executable, "-m", "esptool", "--chip", fw.chip, "merge-bin", "-o", str(flash_bin),
+           "--target-offset", "0x%x" % fw.offset, "0x%x" % fw.offset, str(micropython), "0x%x" % vfs.offset,
+           fs["fs_image"]]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise partitions.LayoutError("esptool merge-bin failed: %s" % (proc.stdout + proc.stderr).strip())
+    info = {"chip": fw.chip, "offset": fw.offset, "flash_bin": str(flash_bin), "micropython": str(micropython),
+            "vfs_offset": vfs.offset, "vfs_size": vfs.size, "flash_bytes": flash_bin.stat().st_size,
+            "partitions": partitions.describe(fw)}
+    (out_dir / "flash.json").write_text(json.dumps(info, indent=1))
+    return info
+
+
+def build(board, fs=True, micropython=None):
+    if micropython is not None:
+        flash_layout(board, micropython)  # a wrong file is refused before anything is built
     summary = build_bundle(board)
-    if fs and board != "host":
+    if micropython is not None:
+        summary.update(merge(board, micropython, summary["bundle"], ROOT / "build" / board))
+    elif fs and board != "host":
         summary.update(build_fs_image(summary["bundle"], ROOT / "build" / board / "fs.img"))
     return summary
 
@@ -148,14 +229,26 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m host_tools image", description=__doc__.split("\n")[0])
     p.add_argument("--board", default="esp32_devkitc")
     p.add_argument("--no-fs", dest="fs", action="store_false", help="bundle only, no LittleFS image")
+    p.add_argument("--micropython", metavar="FILE", help="the MicroPython .bin from micropython.org: also merge it "
+                                                         "and the filesystem image into build/<board>/flash.bin")
     args = p.parse_args(argv)
-    s = build(args.board, args.fs)
+    try:
+        s = build(args.board, args.fs, args.micropython)
+    except partitions.LayoutError as e:
+        print("image: %s" % e, file=sys.stderr)
+        return 1
     print("bundle  %s: %d files, %d bytes (%.1f KB; .mpy %.1f KB, of which microdot %.1f KB; budget %d KB)%s" % (
         s["bundle"], s["files"], s["bytes"], s["bytes"] / 1024, s["mpy_bytes"] / 1024, s["microdot_bytes"] / 1024,
         s["budget_bytes"] // 1024, "" if s["bytes"] <= s["budget_bytes"] else "  OVER BUDGET"))
     if "fs_image" in s:
         print("fs.img  %s: LittleFS2, %d blocks of %d bytes, flash at 0x%x (vfs partition)" % (
             s["fs_image"], s["block_count"], s["block_size"], s["vfs_offset"]))
+    if "flash_bin" in s:
+        print("layout  partition table of %s (%s):" % (s["micropython"], s["chip"]))
+        for line in s["partitions"]:
+            print("          " + line)
+        print("flash   %s: %d bytes, MicroPython and fs.img merged, written at 0x%x by make flash" % (
+            s["flash_bin"], s["flash_bytes"], s["offset"]))
     return 0 if s["bytes"] <= s["budget_bytes"] else 1
 
 

@@ -1,7 +1,8 @@
 """ESP32-DevKitC board: builds the evse drivers from machine.* per pins.py.
 
-Only imported on the device (the only place that imports machine). The meter
-is chosen by the application: it builds an S0Meter on s0_pin() or a
+Only imported on the device (the only place that imports machine). Other
+ESP32 boards reuse it with their own pin map (`PINS`, see boards/esp32_s3_devkitc).
+The meter is chosen by the application: it builds an S0Meter on s0_pin() or a
 ModbusMeter on modbus_uart() and passes it in, or sets drivers.meter later.
 """
 import math
@@ -58,7 +59,7 @@ class PilotSampler:
     the diode check waits for a lower duty.
     """
 
-    def __init__(self, adc, pwm, samples=64):
+    def __init__(self, adc, pwm, samples=64, pins=pins):
         self.adc = adc
         self._read = adc.read_u16  # bound once
         self._pwm = pwm
@@ -122,8 +123,10 @@ def _input(gpio, active_low, pull=None):
 
 class Esp32Board:
     model = "OpenWallbox-ESP32"
+    PINS = pins  # the pin map; a board with another one sets its own
 
     def __init__(self, meter=None):
+        pins = self.PINS
         self.serial = "".join("%02x" % b for b in unique_id())
         # Outputs start in their safe state: contactor open, +12 V steady, no lock.
         contactor = Pin(pins.CONTACTOR, Pin.OUT, value=0)
@@ -133,7 +136,7 @@ class Esp32Board:
         temp_adc = ADC(Pin(pins.TEMP_ADC), atten=ADC.ATTN_11DB)
         self.drivers = Drivers(
             pilot_pwm=pwm,
-            pilot_adc=PilotSampler(adc, pwm),
+            pilot_adc=PilotSampler(adc, pwm, pins=pins),
             contactor=contactor,
             contactor_feedback=_input(pins.CONTACTOR_FB, pins.CONTACTOR_FB_ACTIVE_LOW),
             phase_relay=Pin(pins.PHASE_RELAY, Pin.OUT, value=1),
@@ -150,12 +153,13 @@ class Esp32Board:
     def s0_pin(self):
         # GPIO 39 is input only with no internal pull: the S0 line needs an external pull-up.
         # Hard IRQ: the pulse is stamped when it happens, not when the loop is free.
-        return HardInput(Pin(pins.S0, Pin.IN))
+        return HardInput(Pin(self.PINS.S0, Pin.IN))
 
     def modbus_uart(self, baudrate=9600):
         """(uart, de_pin) for a ModbusMeter on the RS-485 transceiver."""
-        uart = UART(pins.MODBUS_UART, baudrate=baudrate, tx=pins.MODBUS_TX, rx=pins.MODBUS_RX)
-        return uart, Pin(pins.MODBUS_DE, Pin.OUT, value=0)
+        p = self.PINS
+        uart = UART(p.MODBUS_UART, baudrate=baudrate, tx=p.MODBUS_TX, rx=p.MODBUS_RX)
+        return uart, Pin(p.MODBUS_DE, Pin.OUT, value=0)
 
     def start_watchdog(self, timeout_ms=10000):
         # A reset puts every output back to its safe default (contactor open).

@@ -4,6 +4,7 @@ Connects Wi-Fi from /wifi.json ({"ssid": ..., "password": ...}), starts the
 watchdog, builds the board with its meter (/meter.json: {"type": "s0"|"modbus",
 ...}, S0 by default) and runs the application until it asks for a reboot.
 Charger settings live in /data (settings.json and the other state files).
+Other ESP32 boards run the same entry with their board class: main(TheirBoard).
 """
 import asyncio
 import json
@@ -61,9 +62,9 @@ def make_meter(board, conf):
     return S0Meter(board.s0_pin(), impulses_per_kwh=conf.get("impulses_per_kwh", 1000))
 
 
-def main():
+def main(board_class=Esp32Board):
     sta = connect_wifi(_read_json("/wifi.json"))
-    board = Esp32Board()
+    board = board_class()
     meter = make_meter(board, _read_json("/meter.json"))
     board.drivers.meter = meter
     board.start_watchdog(WDT_MS)
@@ -78,4 +79,5 @@ def main():
             machine.reset()  # outputs return to their safe levels on reset
 
 
-main()
+if __name__ == "__main__":  # run as the device's main.py; imported by other boards' entries
+    main()
