@@ -51,4 +51,5 @@ def test_settings_written_from_the_repl_are_used_by_the_charger(tmp_path, sims):
 def test_show_prints_every_key(tmp_path):
     out = run_mp("from firmware import config\nconfig.open(%r)\nconfig.show()" % str(tmp_path),
                  extra_paths=[device_lib()])
-    assert "amp = 16" in out and "ocppck = null" in out and "nrg = [" in out
+    # Live values need the running charger: listed, read null here.
+    assert "amp = 16" in out and "ocppck = null" in out and "nrg = null" in out

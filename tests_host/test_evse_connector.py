@@ -111,10 +111,33 @@ def test_controller_values_stay_inside_goe_tables_over_a_session():
     assert seen <= GOE_MODEL_STATUS
 
 
-def test_zero_amp_transaction_profile_limit_is_ocpp_doesnt_want():
+def test_zero_amp_transaction_profile_limit_is_ocpp_doesnt_want(tmp_path):
     from tests_host.fakes import Rig
+    from firmware.ocpp.transactions import Transactions
+    from firmware.settings import Settings
+    from firmware.store import Store
+    from firmware import keys
+    from firmware.clock import Clock
+
+    class Queue:
+        def max_ref(self):
+            return 0
+
+        def on_answer(self, fn):
+            pass
+
+    class Energy:
+        total_wh = 0
+
+        def flush(self):
+            pass
+
     r = Rig()
     r.plug_and_charge()
-    r.ctrl.set_limit("ocpp_tx", 0)  # the source an OCPP transaction profile sets
+    r.ctrl.authorize(False)
+    s = Settings()
+    keys.define_keys(s)
+    t = Transactions(s, r.ctrl, Energy(), Clock(), Store(str(tmp_path)), Queue())
+    t.grant("TAG", limit=(0, None))  # a RemoteStartTransaction TxProfile of 0 A
     r.step()
     assert r.ctrl.model_status == 28

@@ -296,10 +296,3 @@ class TxQueue:
                 fn(action, ref, p, res)
             except Exception as e:  # noqa: BLE001
                 log.exception("tx queue listener", e)
-
-
-def setup(app):
-    define_keys(app.settings)
-    app.tx_queue = q = TxQueue(app.store, app.session, app.settings, app.clock)
-    app.tasks.append(q.run)
-    return q
