@@ -1,17 +1,8 @@
-"""Authorization of an idTag: the Authorize request, the authorization cache on
-flash, LocalPreAuthorize and the offline rules; the ClearCache handler; the
-go-e local cards (`cards`) used when OCPP is off.
-
-Decision order (OCPP 1.6 sections 3.5 and 9.1):
-1. OCPP off: a taught card is accepted, anything else refused.
-2. LocalPreAuthorize and a valid Accepted cache entry: accepted at once.
-3. Online: Authorize.conf decides (and updates the cache).
-4. Offline (or no answer): LocalAuthorizeOffline and a valid Accepted cache
-   entry; else AllowOfflineTxForUnknownId for an idTag the cache does not know.
-
-The cache (`authcache.json`) is a list [[idTag, status, expiry epoch s or
-null, parentIdTag or null], ...] (entries of three read with no parent), oldest first, at most CACHE_SIZE entries; it is read from flash
-on each lookup and written only when an entry changes, so it costs no RAM.
+"""Authorization of an idTag: the chain of deciders (cards when OCPP is off,
+LocalPreAuthorize, the Authorize request, the offline rules), the
+authorization cache on flash, the ClearCache handler, the keys of these rules
+and LocalAuthListEnabled; the go-e local cards (`cards`). Decision order and
+cache format: README.md.
 """
 from firmware import log
 from firmware.clock import parse_iso

@@ -1,32 +1,9 @@
 """OCPP MeterValues: sampled values during a transaction, clock-aligned values,
-and the transactionData of StopTransaction. Owns the keys MeterValueSampleInterval
-(`ocppi`), ClockAlignedDataInterval (`ocppai`), MeterValuesSampledData,
-MeterValuesAlignedData, StopTxnSampledData, StopTxnAlignedData (each with its
-read-only MaxLength key) and go-e `ocppcm`.
-
-- Sampled (Sample.Periodic): every MeterValueSampleInterval s from the start of
-  a transaction, MeterValuesSampledData, through the transaction queue (they are
-  transaction data: persisted, resent, transactionId filled in by the queue).
-  ocppcm 0: while a transaction runs; 1: only while the connector is Charging.
-- Clock-aligned (Sample.Clock): at midnight UTC plus every multiple of
-  ClockAlignedDataInterval, MeterValuesAlignedData. During a transaction they
-  go through the queue with its transactionId; outside one they are sent on
-  connector 1 (the one meter measures that outlet) directly, and dropped while
-  offline: only transaction-related values must survive.
-- transactionData: StopTxnSampledData at Transaction.Begin, at each sample
-  interval and at Transaction.End, StopTxnAlignedData at each aligned instant.
-  Bounded: Transaction.Begin, the last KEEP samples (periodic and clock), and
-  Transaction.End; kept as compact JSON text and on flash, so a reboot during a
-  transaction keeps them.
-- Nothing is timestamped before the clock is set: such samples are skipped.
-
-Measurands (values are strings): Energy.Active.Import.Register (the persistent
-total, Wh), Power.Active.Import (total, W), Current.Import (A, L1..Ln) and
-Voltage (V, L1-N..Ln-N) over the active phases, Current.Offered (A),
-Power.Offered (W), Frequency (no unit: 1.6 has none for Hz), Temperature
-(Celsius, location Body). Meter values are left out while the meter fails, and
-Frequency / Temperature when there is no reading. Not provided: export and
-reactive registers, interval energy, Power.Factor, SoC, RPM.
+values sent on demand, and the transactionData of StopTransaction. Owns the
+keys MeterValueSampleInterval (`ocppi`), ClockAlignedDataInterval (`ocppai`),
+MeterValuesSampledData, MeterValuesAlignedData, StopTxnSampledData,
+StopTxnAlignedData (each with its read-only MaxLength key) and go-e `ocppcm`.
+What is sent when, and the measurands: README.md.
 """
 import asyncio
 import json

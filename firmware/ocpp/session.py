@@ -1,13 +1,7 @@
 """The OCPP connection: WebSocket with reconnect, registration (BootNotification)
-and Heartbeat. Feature profiles register their handlers in `handlers`, call the
-CSMS with `call()`, and are told when the charger comes online.
-
-Rules (ocpp16-notes.md item 5): BootNotification after every reboot, after a
-reconnect only if the boot data changed; before Accepted nothing but
-BootNotification is sent; retry at the interval the CSMS gives. While Pending the
-CSMS's calls are answered, but RemoteStart/RemoteStopTransaction are Rejected
-(as always while not Accepted). While Rejected nothing the CSMS sends is
-answered, and the retry waits for the interval's end, across reconnects too.
+and Heartbeat. Feature services register their handlers in `handlers`, call the
+CSMS with `call()`, are told when the charger comes online, and register the
+messages they can send on demand (`register_trigger`). Rules: README.md.
 """
 import asyncio
 

@@ -1,18 +1,6 @@
 """StatusNotification for connector 0 (the charge point) and connector 1, the
-MinimumStatusDuration key and go-e `ocppcs`.
-
-Connector 1 reports the charge controller's status, error code and vendor
-error code (availability reaches it through controller.enable). Connector 0 is
-Unavailable when the charge point was made Inoperative, Faulted on faults of
-the charger itself (internal error, overtemperature), else Available.
-
-A status is reported once it has held MinimumStatusDuration seconds; Faulted at
-once, and so is the first report of each connector after coming online (the
-central system knows nothing of it yet). StatusNotifications are not transaction messages: nothing is queued while
-offline, the message is built when it is sent, so only the latest status per
-connector goes out, and every time the charger comes online each connector's
-current status is sent again. The timestamp is when that status began (or now,
-when the clock was not set then); it is left out while the clock is unset.
+MinimumStatusDuration key and go-e `ocppcs`. When a status is reported and
+which: README.md.
 """
 import asyncio
 

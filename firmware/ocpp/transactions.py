@@ -1,42 +1,9 @@
 """Transactions on connector 1: when they start and stop and why, the
-RemoteStart/RemoteStop/UnlockConnector handlers, the RFID reader, and the go-e
-keys acs, trx, ocppd, ocppti.
-
-A transaction starts when an authorization (card, remote start, `trx`, or
-free charging: `acs`=0 or `frc`=2 with the dummy idTag `ocppd`) meets a
-plugged EV; it stops with the OCPP reason that applies. Its messages go
-through the flash queue (tx_queue.py), so none is lost.
-
-Flash: `tx.json` holds the running transaction ({"on", "ref", "tag", "ms",
-"s", "c", "q", "p"}), written at start (again only when the StartTransaction
-answer brings another parentIdTag) and deleted at stop. A transaction
-still "on" at boot was cut by a power loss: it is stopped with reason
-PowerLoss and the last persisted meter reading (if its StartTransaction never
-reached the queue, that is queued first). A soft reboot stops it with reason
-Reboot while the application shuts down (the task's cancellation).
-
-ConnectionTimeOut applies both ways: an authorization that meets no plug in
-time is cancelled, and so is the incipient session of an EV plugged while
-authorization is required (acs=1) that sees none in time: `plug_expired` is
-then set and status.py reports the connector Available again, as the OCPP 1.6
-errata ask, until the EV unplugs; a card or RemoteStart later still starts a
-transaction.
-
-RemoteStartTransaction is answered only once it is known to be kept: with
-AuthorizeRemoteTxRequests the idTag is authorized first, and Accepted means a
-grant like a card's (the transaction starts when the EV plugs in within
-ConnectionTimeOut; when that passes the grant ends, logged, and the connector
-is reported Available again). Anything that prevents it answers Rejected.
-
-Groups (OCPP 1.6 section 3.10): the transaction keeps the parentIdTag of the
-idTag that started it. Another idTag presented while it runs is authorized
-(cache or Authorize.req); when it is Accepted with the same parentIdTag it
-stops the transaction (reason Local, with that idTag).
-
-UnlockConnectorOnEVSideDisconnect false: when the EV side of a card or remote
-transaction disconnects, the controller holds the cable locked in the socket
-until that idTag is presented again (which then only releases it), an
-UnlockConnector, or the key turned true. The hold is in RAM: a reboot ends it.
+RemoteStart/RemoteStop/UnlockConnector handlers, the RFID reader, tx.json on
+flash, and the keys AuthorizeRemoteTxRequests, ConnectionTimeOut,
+MaxEnergyOnInvalidId, StopTransactionOn*, UnlockConnectorOnEVSideDisconnect
+and go-e acs, trx, ocppd, ocppti. The rules (power loss, ConnectionTimeOut,
+the held cable lock) are in README.md.
 """
 import asyncio
 
