@@ -31,7 +31,7 @@ class ChargerKeys:
         self.controller = controller
         self.energy = energy
         self.max_amps = controller.max_amps
-        cfg = getattr(controller, "config", None)
+        cfg = controller.config
         self.phases = cfg.get("phases", 3) if isinstance(cfg, dict) else 3
         self._wh0 = None  # meter reading when the car was plugged in
         self._wh = 0.0  # energy of the last session once unplugged

@@ -86,6 +86,7 @@ class Transactions:
         self._start_ls = []
         self._stop_ls = []
         self._stop_data = []
+        self._start_checks = []
         self.trx = settings.bind("trx", check=self._check_trx)  # go-e trx
         settings.watch("trx", self._trx_written)
         settings.watch("UnlockConnectorOnEVSideDisconnect", self._unlock_key_written)
@@ -102,6 +103,16 @@ class Transactions:
 
     def on_stop(self, fn):
         self._stop_ls.append(fn)
+
+    def add_start_check(self, fn):
+        """fn(idTag, connectorId) -> None when it may start there, else why not (a reservation)."""
+        self._start_checks.append(fn)
+
+    def may_start(self, tag, connector=1):
+        for fn in self._start_checks:
+            if fn(tag, connector) is not None:
+                return False
+        return True
 
     def on_stop_data(self, fn):
         """fn(tx) -> MeterValues for the transactionData of its StopTransaction."""
@@ -147,6 +158,9 @@ class Transactions:
             log.warn("connector unavailable: authorization of %s not used" % tag)
             return False
         if not self._room():
+            return False
+        if not self.may_start(tag):
+            log.warn("%s may not start a transaction on this connector" % tag)
             return False
         self._grant = [tag, card, ticks_ms(), parent]
         self._plug_ms = None
@@ -452,7 +466,7 @@ class Transactions:
             return
         if (plugged and not self._wait_unplug and not self._authorizing and c.enabled and not c.fault
                 and (s.get("acs") == 0 or c.force == 2)):
-            if self._room():
+            if self._room() and self.may_start(self._free_tag()):
                 self._start(self._free_tag(), None)
         elif plugged and not self._wait_unplug:
             if self._plug_ms is None:
