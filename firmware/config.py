@@ -28,10 +28,11 @@ def _needs_charger(_setting):
 def open(state_dir=None):  # noqa: A001 - reads well at the REPL: config.open("/data")
     """Load the settings of a flash folder; returns the registry."""
     global _settings_
+    from firmware import log
     from firmware.keys import define_keys
     from firmware.settings import Settings
     from firmware.store import Store
-    s = Settings(Store(state_dir or STATE_DIR))
+    s = Settings(Store(state_dir or STATE_DIR), report=log.error)
     s.load()
     define_keys(s)
     s.watch("rst", _needs_charger)
