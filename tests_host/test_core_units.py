@@ -17,7 +17,7 @@ from firmware.ocpp.led_keys import LedKeys
 from firmware.ocpp.phase_rotation import PhaseRotation
 from firmware.ocpp.reset import Reset
 from firmware.ocpp.rpc import CallError
-from firmware.settings import REBOOT, Settings
+from firmware.settings import INT, OCPP, PERSIST, REBOOT, RW, Settings
 from firmware.store import Store
 from tests_host.fakes import FakeOutput
 
@@ -440,13 +440,13 @@ def test_change_availability_that_cannot_be_saved_is_rejected_and_not_applied(tm
         raise OSError(28, "no space left")
     app.store.write_json = full
     assert call(app, "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"}) == {"status": "Rejected"}
-    assert app.controller.enabled and app.core.operative(1)
+    assert app.controller.enabled and app.availability.operative(1)
 
 
 def test_change_configuration_that_cannot_be_saved_is_rejected_and_not_applied(tmp_path):
     app = make(tmp_path)
     s = app.settings
-    s.define("RebootKey", ocpp_core.INT, 0, ocpp_core.RW | ocpp_core.PERSIST | ocpp_core.OCPP | REBOOT, 0, 9)
+    s.define("RebootKey", INT, 0, RW | PERSIST | OCPP | REBOOT, 0, 9)
 
     def full(name, obj):
         raise OSError(28, "no space left")
