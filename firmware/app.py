@@ -1,16 +1,32 @@
-"""Wires the charger together and runs its one asyncio loop: control loop,
-board tasks, OCPP session, HTTP server and housekeeping."""
+"""The wiring diagram of the charger: which service gets what, built once per
+boot; and its one asyncio loop (control loop, board tasks, OCPP session, HTTP
+server, housekeeping). See firmware/ocpp/README.md for the services."""
 import asyncio
 import gc
 
-from firmware import log
-from firmware.api import charger_keys
+from firmware import keys, log
+from firmware.api.charger_keys import ChargerKeys
 from firmware.api.http import HttpApi
+from firmware.api.page import page
 from firmware.clock import Clock
 from firmware.compat import sleep_ms, ticks_ms
 from firmware.evse.controller import ChargeController
 from firmware.evse.energy import EnergyCounter
-from firmware.ocpp import session as ocpp_session
+from firmware.evse.local_limits import LocalLimits
+from firmware.ocpp import profiles
+from firmware.ocpp.auth import AuthCache, Authorization, Cards
+from firmware.ocpp.availability import Availability
+from firmware.ocpp.configuration import Configuration
+from firmware.ocpp.connector_status import StatusHolds
+from firmware.ocpp.data_transfer import DataTransfer, api_values
+from firmware.ocpp.led_keys import LedKeys
+from firmware.ocpp.metering import Metering
+from firmware.ocpp.phase_rotation import PhaseRotation
+from firmware.ocpp.reset import Reset
+from firmware.ocpp.session import OcppSession
+from firmware.ocpp.status import StatusReporter
+from firmware.ocpp.transactions import Transactions
+from firmware.ocpp.tx_queue import TxQueue
 from firmware.settings import Settings
 from firmware.store import Store
 from firmware.version import VENDOR, VERSION
@@ -19,46 +35,78 @@ _HOUSEKEEPING_MS = 5000
 _ENERGY_MS = 1000
 
 
+def boot_info(board):
+    """The BootNotification payload of this board."""
+    boot = {"chargePointVendor": VENDOR, "chargePointModel": getattr(board, "model", "OpenWallbox"),
+            "firmwareVersion": VERSION}
+    if getattr(board, "serial", None):
+        boot["chargePointSerialNumber"] = board.serial
+    return boot
+
+
 class App:
     def __init__(self, board, state_dir, overrides=()):
         log.boot()  # rbt counts from each start, a soft reboot in the same process too
         self.board = board
         self.reboot = None
-        self.store = Store(state_dir)
-        self.settings = s = Settings(self.store, report=log.error)
-        s.load()  # values of keys defined later are restored when they are defined
-        self.clock = Clock()
-        self.controller = ChargeController(board.drivers, getattr(board, "evse_config", None))
-        self.energy = EnergyCounter(self.store, self.controller.meter, wall=self.clock.now)
-        if self.energy.error:
-            log.error(self.energy.error)
-        ocpp_session.define_keys(s)
-        boot = {"chargePointVendor": VENDOR, "chargePointModel": getattr(board, "model", "OpenWallbox"),
-                "firmwareVersion": VERSION}
-        if getattr(board, "serial", None):
-            boot["chargePointSerialNumber"] = board.serial
-        self.session = ocpp_session.OcppSession(s, self.clock, boot)
-        self.session.define_status(s)
-        charger_keys.define_keys(s, self.controller, self.energy, self.request_reboot, self.controller.max_amps)
-        self.api = HttpApi(s)
-        self.tasks = []  # coroutine functions of the features, started by main()
-        # Feature modules: each defines its keys, registers its OCPP handlers and
-        # adds its tasks through setup(app).
-        # (features)
-        from firmware.ocpp import auth, transactions, tx_queue
-        tx_queue.setup(self)  # transaction message queue on flash, TransactionMessage* keys
-        auth.setup(self)  # Authorize, cache, ClearCache, offline rules, go-e cards
-        transactions.setup(self)  # Start/Stop/RemoteStart/RemoteStop/UnlockConnector, acs/trx/ocppd/ocppti
-        from firmware.ocpp import core as ocpp_core, status as ocpp_status
-        ocpp_core.setup(self)  # ChangeAvailability, Get/ChangeConfiguration, DataTransfer, Reset, Core keys
-        ocpp_status.setup(self)  # StatusNotification, MinimumStatusDuration, ocppcs
-        from firmware.ocpp import metering
-        metering.setup(self)  # MeterValues: sampled, clock-aligned, StopTransaction data
-        charger_keys.setup(self)  # board keys, ocppf, status page, dwo/tcl task
+        self.tasks = []  # coroutine functions of the services, started by main()
+        store = self.store = Store(state_dir)
+        s = self.settings = Settings(store, report=log.error)
+        s.load()  # values are restored as their keys are defined
+        clock = self.clock = Clock()
+        c = self.controller = ChargeController(board.drivers)
+        energy = self.energy = EnergyCounter(store, c.meter, wall=clock.now)
+        if energy.error:
+            log.error(energy.error)
+        keys.define_keys(s, c.max_amps)  # every key, before any service binds or watches one
+
+        # Local side: the go-e keys over the controller and its local limits.
+        session = self.session = OcppSession(s, clock, boot_info(board))
+        api_keys = ChargerKeys(s, c, energy, self.request_reboot, board)
+        limits = self.local_limits = self.add(LocalLimits(
+            c, api_keys.session_wh, offline=lambda: s.get("ocppe") and not session.online.is_set(),
+            ended=api_keys.limit_ended))
+        api_keys.map_limits(limits)
+        self.api = HttpApi(s, page)
+
+        # OCPP services: each gets what it uses; add() registers its handlers and its task.
+        holds = self.holds = StatusHolds()  # statuses held over the controller's (Unavailable, ...)
+        queue = self.tx_queue = self.add(TxQueue(store, session, s, clock))
+        cards = Cards(store, s)
+        auth = self.auth = self.add(Authorization(s, session, AuthCache(store, clock), cards.index))
+        tx = self.transactions = self.add(Transactions(
+            s, c, energy, clock, store, queue, auth, cards, holds,
+            take_rfid=getattr(board, "take_rfid", None), rebooting=lambda: self.reboot is not None))
+        meter_values = self.add(Metering(s, clock, c, energy, session, queue, store, tx))
+        availability = self.availability = self.add(Availability(store, c, tx, holds))
+        self.add(Configuration(s))
+        self.phase_rotation = PhaseRotation(s)
+        LedKeys(s, c.led)
+        data_transfer = self.add(DataTransfer())
+        data_transfer.register_vendor(session.boot_info["chargePointVendor"],
+                                      lambda mid, data: api_values(s, mid, data))
+        self.add(Reset(s, tx, queue, self.request_reboot))
+        status = self.add(StatusReporter(s, clock, session, c, holds))
+        # Messages sent on demand (TriggerMessage), besides the session's own.
+        session.register_trigger("StatusNotification", status.trigger)
+        session.register_trigger("MeterValues", meter_values.trigger)
+        profiles.bind(s, session.handlers)  # SupportedFeatureProfiles from the handlers above
+        availability.load()
+
         for key, value in overrides:
             err = s.set(key, value)
             if err:
                 log.error("--set " + err)
+
+    def add(self, service):
+        """Register a service's OCPP handlers (handlers(): {action: fn}) and its task (run)."""
+        h = getattr(service, "handlers", None)
+        if h is not None:
+            self.session.handlers.update(h())
+        run = getattr(service, "run", None)
+        if run is not None:
+            self.tasks.append(run)
+        return service
 
     async def housekeeping(self):
         while True:

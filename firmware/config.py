@@ -6,57 +6,44 @@
     config.show()                     # every readable key and its value
     config.set(amp=40)                # {'amp': 'amp: value 40 out of range 6..32'}
 
-The keys are built by the same code the application runs (App with an inert
-board: nothing is driven, no task starts), so the validators and the atomic
-settings file are the ones the charger uses; the values apply at the next
-boot. `open(state_dir)` picks another flash folder (default: the device's).
-Secrets (ocppck, AuthorizationKey, apw) can be set but read back as None.
+The keys are defined by the same code the application runs (firmware/keys.py)
+into a settings registry of their own: no controller, session or server is
+built, so a board with little memory can do this. The validators and the
+atomic settings file are the ones the charger uses; the values apply at the
+next boot, and live values (car, nrg, ...) read null here. `open(state_dir)`
+picks another flash folder (default: the device's). Secrets (ocppck,
+AuthorizationKey, apw) can be set but read back as None.
 """
 import json
 
 STATE_DIR = "/data"  # where boards/esp32_devkitc/main.py keeps settings.json
 
-_app = None
+_settings_ = None
 
 
-class _Inert:
-    """A pin, PWM or ADC that does nothing: building the keys must not drive hardware."""
-
-    def value(self, v=None):
-        return 0
-
-    def duty_u16(self, v=None):
-        return 65535
-
-    def freq(self, hz=None):
-        return 1000
-
-    def read(self):
-        return 12000, 12000
+def _needs_charger(_setting):
+    raise RuntimeError("a reboot needs the running charger")
 
 
-class _ConfigBoard:
-    model = "OpenWallbox"
-    serial = None
-
-    def __init__(self):
-        from firmware.evse.drivers import Drivers
-        i = _Inert()
-        self.drivers = Drivers(pilot_pwm=i, pilot_adc=i, contactor=i)
-
-
-def open(state_dir=None, board=None):  # noqa: A001 - reads well at the REPL: config.open("/data")
+def open(state_dir=None):  # noqa: A001 - reads well at the REPL: config.open("/data")
     """Load the settings of a flash folder; returns the registry."""
-    global _app
-    from firmware.app import App
-    _app = App(board or _ConfigBoard(), state_dir or STATE_DIR)
-    return _app.settings
+    global _settings_
+    from firmware import log
+    from firmware.keys import define_keys
+    from firmware.settings import Settings
+    from firmware.store import Store
+    s = Settings(Store(state_dir or STATE_DIR), report=log.error)
+    s.load()
+    define_keys(s)
+    s.watch("rst", _needs_charger)
+    _settings_ = s
+    return s
 
 
 def _settings():
-    if _app is None:
+    if _settings_ is None:
         open()
-    return _app.settings
+    return _settings_
 
 
 def get(key):

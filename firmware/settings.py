@@ -100,6 +100,16 @@ class Settings:
         """A read-only live value for the API (`ocppc`, `car`, ...)."""
         return self.define(key, JSON, None, R, getter=getter)
 
+    def bind(self, name, getter=None, check=None):
+        """Attach what a key needs from a running service: the getter of a status key,
+        or a check that reads that service's state. Keys are defined without services."""
+        s = self.find(name)
+        if getter is not None:
+            s.getter = getter
+        if check is not None:
+            s.check = check
+        return s
+
     def find(self, name):
         s = self._by_name.get(name)
         if s is None:
@@ -169,9 +179,6 @@ class Settings:
         if s.getter is not None:
             return s.getter()
         return s.value
-
-    def __getitem__(self, name):
-        return self.get(name)
 
     def validate(self, s, v):
         """Returns (value, None) or (None, 'key: message')."""

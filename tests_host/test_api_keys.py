@@ -5,7 +5,7 @@ the running charger."""
 import pytest
 
 from boards.host.board import HostBoard
-from firmware.api import charger_keys
+from firmware.evse import local_limits
 from firmware.app import App
 
 
@@ -15,7 +15,7 @@ class Rig:
         self.app = App(self.board, str(tmp_path / "flash"))
         self.s = self.app.settings
         self.c = self.app.controller
-        self.ks = self.app.settings.find("wh").getter.__self__
+        self.limits = self.app.local_limits  # tcl, dwo, ocppf
         self.now = 0
 
     def run(self, ms):
@@ -25,7 +25,7 @@ class Rig:
             self.board.step(self.now)
             self.c.tick(self.now)
             if self.now % 1000 == 0:
-                self.ks.check(self.now)
+                self.limits.check(self.now)
 
     def charge(self):
         self.board.sim_set("ev", "C")
@@ -80,12 +80,12 @@ def test_frc_off_stops_and_frc_neutral_resumes(rig):
 
 def test_tcl_limits_then_lapses_after_ten_minutes_without_refresh(rig):
     rig.charge()
-    rig.ks._tcl_at = None
+    rig.limits._temporary_at = None
     rig.s.set("tcl", 7)
-    rig.ks._tcl_at = rig.now  # the fake clock, not ticks_ms()
+    rig.limits._temporary_at = rig.now  # the fake clock, not ticks_ms()
     rig.run(200)
     assert rig.offered == 7
-    rig.run(charger_keys.TCL_LAPSE_MS - 2000)
+    rig.run(local_limits.TEMPORARY_LAPSE_MS - 2000)
     assert rig.s.get("tcl") == 7
     rig.run(3000)
     assert rig.s.get("tcl") is None and rig.offered == 16
@@ -116,7 +116,7 @@ def test_unplug_clears_dwo_and_keeps_session_energy(rig):
     rig.s.set("dwo", 100000)
     rig.board.sim_set("ev", "A")
     rig.run(1000)
-    assert rig.s.get("dwo") is None and rig.c.limit("dwo") is None
+    assert rig.s.get("dwo") is None and rig.c.limit(local_limits.ENERGY) is None
     assert rig.s.get("wh") > 0
 
 

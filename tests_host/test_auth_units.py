@@ -131,6 +131,7 @@ def test_clear_cache_forgets_everything(tmp_path):
 
 def test_cards_teach_a_uid_without_revealing_it(tmp_path):
     s = Settings()
+    define_keys(s)
     cards = Cards(Store(str(tmp_path)), s)
     assert s.set("cards", [{"name": "anna", "energy": 0, "cardId": "04AABB"}, {"name": "ben"}]) is None
     assert s.get("cards") == [{"name": "anna", "energy": 0, "cardId": True},
@@ -141,7 +142,9 @@ def test_cards_teach_a_uid_without_revealing_it(tmp_path):
     s.set("cards", s.get("cards"))
     assert cards.index("04AABB") == 0
     cards.add_energy(0, 1500)
-    assert Cards(Store(str(tmp_path)), Settings()).public()[0] == {"name": "anna", "energy": 1500, "cardId": True}
+    s2 = Settings()
+    define_keys(s2)
+    assert Cards(Store(str(tmp_path)), s2).public()[0] == {"name": "anna", "energy": 1500, "cardId": True}
 
 
 def test_with_ocpp_off_only_taught_cards_are_accepted(tmp_path):
@@ -185,3 +188,18 @@ def test_clear_cache_is_rejected_when_the_cache_cannot_be_deleted(tmp_path):
     assert a.clear_cache({}) == {"status": "Rejected"}
     c.store.delete = real
     assert a.clear_cache({}) == {"status": "Accepted"} and c.lookup("A") == (None, False)
+
+
+def test_a_decider_added_to_the_chain_answers_before_the_authorize_request(tmp_path):
+    a, _ = make(tmp_path)
+    asked = []
+
+    async def local_list(tag, ctx):
+        asked.append(tag)
+        return (True, "local list", None) if tag == "LISTED" else None
+    a.add_decider(local_list)
+    assert auth(a, "LISTED") == (True, "local list")
+    assert a.session.calls == [] and asked == ["LISTED"]
+    # A decider that passes leaves the decision to the rest of the chain.
+    auth(a, "OTHER")
+    assert asked == ["LISTED", "OTHER"]

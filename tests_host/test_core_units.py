@@ -1,4 +1,5 @@
-"""Core profile handlers and keys (firmware/ocpp/core.py) over recording fakes."""
+"""Core profile handlers and keys (availability, configuration, profiles, phase
+rotation, LED keys, DataTransfer, Reset in firmware/ocpp/) over recording fakes."""
 import asyncio
 import json
 
@@ -6,9 +7,17 @@ import pytest
 
 from firmware.evse import codes
 from firmware.evse.led import StatusLed
-from firmware.ocpp import core as ocpp_core
+from firmware import keys
+from firmware.ocpp import configuration, profiles
+from firmware.ocpp.availability import Availability
+from firmware.ocpp.configuration import Configuration
+from firmware.ocpp.connector_status import StatusHolds
+from firmware.ocpp.data_transfer import DataTransfer, api_values
+from firmware.ocpp.led_keys import LedKeys
+from firmware.ocpp.phase_rotation import PhaseRotation
+from firmware.ocpp.reset import Reset
 from firmware.ocpp.rpc import CallError
-from firmware.settings import REBOOT, Settings
+from firmware.settings import INT, OCPP, PERSIST, REBOOT, RW, Settings
 from firmware.store import Store
 from tests_host.fakes import FakeOutput
 
@@ -16,7 +25,7 @@ from tests_host.fakes import FakeOutput
 class FakeController:
     def __init__(self):
         self.enabled = True
-        self._led = StatusLed(FakeOutput())
+        self.led = StatusLed(FakeOutput())
 
     def enable(self, on):
         self.enabled = on
@@ -61,26 +70,35 @@ class FakeQueue:
 
 
 class FakeApp:
+    """The Core services wired as firmware/app.py wires them, over fakes."""
+
     def __init__(self, path, transactions=None, tx_queue=None):
         self.store = Store(str(path))
-        self.settings = Settings(self.store)
-        self.settings.load()
+        s = self.settings = Settings(self.store)
+        s.load()
+        keys.define_keys(s)
         self.controller = FakeController()
         self.session = FakeSession()
         self.reboots = []
-        if transactions is not None:
-            self.transactions = transactions
-        if tx_queue is not None:
-            self.tx_queue = tx_queue
+        self.holds = StatusHolds()
+        h = self.session.handlers
+        self.availability = Availability(self.store, self.controller, transactions, self.holds)
+        self.data_transfer = DataTransfer()
+        self.data_transfer.register_vendor("OpenWallbox", lambda mid, data: api_values(s, mid, data))
+        for svc in (self.availability, Configuration(s), self.data_transfer,
+                    Reset(s, transactions, tx_queue, self.request_reboot)):
+            h.update(svc.handlers())
+        self.phase_rotation = PhaseRotation(s)
+        LedKeys(s, self.controller.led)
+        profiles.bind(s, h)
+        self.availability.load()
 
     def request_reboot(self, hard=False):
         self.reboots.append(hard)
 
 
 def make(tmp_path, **kw):
-    app = FakeApp(tmp_path, **kw)
-    ocpp_core.setup(app)
-    return app
+    return FakeApp(tmp_path, **kw)
 
 
 def call(app, action, payload):
@@ -99,38 +117,38 @@ def test_inoperative_connector_disables_the_controller(tmp_path):
     app = make(tmp_path)
     assert call(app, "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"}) == {"status": "Accepted"}
     assert app.controller.enabled is False
-    assert app.core.operative(0) and not app.core.operative(1)
+    assert app.availability.operative(0) and not app.availability.operative(1)
 
 
 def test_inoperative_connector_0_makes_charge_point_and_connector_unavailable(tmp_path):
     app = make(tmp_path)
     assert call(app, "ChangeAvailability", {"connectorId": 0, "type": "Inoperative"}) == {"status": "Accepted"}
-    assert not app.core.operative(0) and not app.core.operative(1)
+    assert not app.availability.operative(0) and not app.availability.operative(1)
     assert app.controller.enabled is False
     call(app, "ChangeAvailability", {"connectorId": 0, "type": "Operative"})
-    assert app.core.operative(1) and app.controller.enabled
+    assert app.availability.operative(1) and app.controller.enabled
 
 
 def test_availability_survives_a_restart(tmp_path):
     app = make(tmp_path)
     call(app, "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"})
     again = make(tmp_path)
-    assert again.controller.enabled is False and not again.core.operative(1)
+    assert again.controller.enabled is False and not again.availability.operative(1)
 
 
 def test_corrupt_availability_file_falls_back_to_operative(tmp_path):
     (tmp_path / "availability.json").write_text("[tru")
     app = make(tmp_path)
-    assert app.core.operative(1) and app.controller.enabled
+    assert app.availability.operative(1) and app.controller.enabled
 
 
 def test_inoperative_while_transaction_runs_is_scheduled_until_it_stops(tmp_path):
     tx = FakeTransactions(active=True)
     app = make(tmp_path, transactions=tx)
     assert call(app, "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"}) == {"status": "Scheduled"}
-    assert app.controller.enabled and app.core.scheduled(1)
+    assert app.controller.enabled and app.availability.scheduled(1)
     tx.end()
-    assert app.controller.enabled is False and not app.core.scheduled(1)
+    assert app.controller.enabled is False and not app.availability.scheduled(1)
 
 
 def test_operative_cancels_a_scheduled_inoperative(tmp_path):
@@ -139,20 +157,20 @@ def test_operative_cancels_a_scheduled_inoperative(tmp_path):
     call(app, "ChangeAvailability", {"connectorId": 0, "type": "Inoperative"})
     assert call(app, "ChangeAvailability", {"connectorId": 0, "type": "Operative"}) == {"status": "Accepted"}
     tx.end()
-    assert app.controller.enabled and app.core.operative(0)
+    assert app.controller.enabled and app.availability.operative(0)
 
 
 def test_scheduled_change_is_persisted_and_applies_at_next_boot(tmp_path):
     app = make(tmp_path, transactions=FakeTransactions(active=True))
     call(app, "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"})
     again = make(tmp_path)
-    assert not again.core.operative(1)
+    assert not again.availability.operative(1)
 
 
 def test_availability_listener_runs_on_each_applied_change(tmp_path):
     app = make(tmp_path)
     seen = []
-    app.core.on_availability(lambda: seen.append(app.core.operative(1)))
+    app.availability.on_availability(lambda: seen.append(app.availability.operative(1)))
     call(app, "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"})
     call(app, "ChangeAvailability", {"connectorId": 1, "type": "Operative"})
     assert seen == [False, True]
@@ -191,17 +209,41 @@ def test_get_configuration_without_keys_returns_all_ocpp_keys(tmp_path):
 
 def test_get_configuration_with_more_keys_than_the_maximum_is_a_callerror(tmp_path):
     app = make(tmp_path)
-    keys = ["K%d" % i for i in range(ocpp_core.GET_CONFIGURATION_MAX_KEYS + 1)]
+    keys = ["K%d" % i for i in range(configuration.GET_CONFIGURATION_MAX_KEYS + 1)]
     with pytest.raises(CallError) as e:
         call(app, "GetConfiguration", {"key": keys})
     assert e.value.code == "OccurenceConstraintViolation"
 
 
-def test_supported_feature_profiles_lists_added_profiles(tmp_path):
+def _handle(app, *actions):
+    for a in actions:
+        app.session.handlers[a] = lambda payload: {}
+
+
+_CORE_ELSEWHERE = ("ClearCache", "RemoteStartTransaction", "RemoteStopTransaction", "UnlockConnector")
+
+
+def test_supported_feature_profiles_is_core_once_every_core_action_is_handled(tmp_path):
     app = make(tmp_path)
-    app.core.add_profile("SmartCharging")
-    app.core.add_profile("SmartCharging")
-    assert app.settings.get("SupportedFeatureProfiles") == "Core,SmartCharging"
+    assert app.settings.get("SupportedFeatureProfiles") == ""  # auth and transactions are not wired here
+    _handle(app, *_CORE_ELSEWHERE)
+    assert app.settings.get("SupportedFeatureProfiles") == "Core"
+
+
+def test_supported_feature_profiles_lists_a_profile_whose_actions_are_registered(tmp_path):
+    app = make(tmp_path)
+    _handle(app, *_CORE_ELSEWHERE)
+    _handle(app, "SetChargingProfile", "ClearChargingProfile")
+    assert app.settings.get("SupportedFeatureProfiles") == "Core"  # GetCompositeSchedule missing: not yet
+    _handle(app, "GetCompositeSchedule", "TriggerMessage")
+    assert app.settings.get("SupportedFeatureProfiles") == "Core,SmartCharging,RemoteTrigger"
+
+
+def test_supported_feature_profiles_of_the_application_is_core(tmp_path):
+    from boards.host.board import HostBoard
+    from firmware.app import App
+    app = App(HostBoard(str(tmp_path)), str(tmp_path))
+    assert app.settings.get("SupportedFeatureProfiles") == "Core"
 
 
 # ---- phase rotation ----
@@ -210,7 +252,7 @@ def test_ocppr_true_writes_connector_phase_rotation(tmp_path):
     app = make(tmp_path)
     assert app.settings.set("ocppr", True) is None
     assert app.settings.get("ConnectorPhaseRotation") == "0.STR,1.STR"
-    assert app.core.grid_phases(1) == ("L2", "L3", "L1")
+    assert app.phase_rotation.grid_phases(1) == ("L2", "L3", "L1")
 
 
 def test_connector_phase_rotation_change_shows_in_ocppr(tmp_path):
@@ -218,7 +260,7 @@ def test_connector_phase_rotation_change_shows_in_ocppr(tmp_path):
     assert call(app, "ChangeConfiguration", {"key": "ConnectorPhaseRotation", "value": "1.TRS"}) == \
         {"status": "Accepted"}
     assert app.settings.get("ocppr") is True
-    assert app.core.rotation(0) == "Unknown"
+    assert app.phase_rotation.rotation(0) == "Unknown"
     call(app, "ChangeConfiguration", {"key": "ConnectorPhaseRotation", "value": "0.RST,1.RST"})
     assert app.settings.get("ocppr") is False
 
@@ -246,7 +288,7 @@ def _led_on_ms(led, pin, start, ms):
 
 def test_light_intensity_zero_keeps_the_led_dark(tmp_path):
     app = make(tmp_path)
-    led = app.controller._led
+    led = app.controller.led
     led.show(codes.AVAILABLE)
     call(app, "ChangeConfiguration", {"key": "LightIntensity", "value": "0"})
     assert _led_on_ms(led, led._pin, 0, 100) == 0
@@ -265,7 +307,7 @@ def test_light_intensity_sets_the_duty_of_a_pwm_led(tmp_path):
 
 def test_blink_repeat_sets_the_number_of_fault_flashes_per_group(tmp_path):
     app = make(tmp_path)
-    led = app.controller._led
+    led = app.controller.led
     led.show(codes.FAULTED)
     call(app, "ChangeConfiguration", {"key": "BlinkRepeat", "value": "2"})
     pin = led._pin
@@ -290,7 +332,7 @@ def test_data_transfer_reaches_a_registered_vendor_handler(tmp_path):
         got.append((mid, data))
         return "Accepted", {"echo": data}
 
-    app.core.register_vendor("com.Example", handler)
+    app.data_transfer.register_vendor("com.Example", handler)
     res = call(app, "DataTransfer", {"vendorId": "COM.EXAMPLE", "messageId": "Echo", "data": "x"})
     assert got == [("Echo", "x")]
     assert res == {"status": "Accepted", "data": '{"echo":"x"}'}
@@ -298,7 +340,7 @@ def test_data_transfer_reaches_a_registered_vendor_handler(tmp_path):
 
 def test_data_transfer_handler_error_answers_rejected(tmp_path):
     app = make(tmp_path)
-    app.core.register_vendor("v", lambda mid, data: 1 / 0)
+    app.data_transfer.register_vendor("v", lambda mid, data: 1 / 0)
     assert call(app, "DataTransfer", {"vendorId": "v"}) == {"status": "Rejected"}
 
 
@@ -398,13 +440,13 @@ def test_change_availability_that_cannot_be_saved_is_rejected_and_not_applied(tm
         raise OSError(28, "no space left")
     app.store.write_json = full
     assert call(app, "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"}) == {"status": "Rejected"}
-    assert app.controller.enabled and app.core.operative(1)
+    assert app.controller.enabled and app.availability.operative(1)
 
 
 def test_change_configuration_that_cannot_be_saved_is_rejected_and_not_applied(tmp_path):
     app = make(tmp_path)
     s = app.settings
-    s.define("RebootKey", ocpp_core.INT, 0, ocpp_core.RW | ocpp_core.PERSIST | ocpp_core.OCPP | REBOOT, 0, 9)
+    s.define("RebootKey", INT, 0, RW | PERSIST | OCPP | REBOOT, 0, 9)
 
     def full(name, obj):
         raise OSError(28, "no space left")

@@ -19,7 +19,7 @@ GOE_MODEL_STATUS = set(range(0, 21)) | set(range(22, 25)) | set(range(26, 36))
 def state(**kw):
     base = dict(fault=0, enabled=True, pilot=PILOT_A, authorized=False, finishing=False, offering=False,
                 contactor_closed=False, complete=False, force=0, phase_switching=False, limit_deci_amps=160,
-                limit_source=None, meter_failed=False, vendor_error_code=None, meter=None)
+                limit_status=None, meter_failed=False, vendor_error_code=None, meter=None)
     base.update(kw)
     return SimpleNamespace(**base)
 
@@ -59,11 +59,11 @@ def test_goe_car_mapping(kw, car):
     (dict(fault=Err.DIODE), 26),
     (dict(fault=Err.OVERTEMP), 1),
     (dict(authorized=True, phase_switching=True), 23),
-    (dict(authorized=True, limit_deci_amps=0, limit_source="ocpp"), 28),
-    (dict(authorized=True, limit_deci_amps=0, limit_source="ocppf"), 35),
-    (dict(authorized=True, limit_deci_amps=0, limit_source="ocpp_tx"), 28),
-    (dict(authorized=True, limit_deci_amps=0, limit_source="dwo"), 6),
-    (dict(authorized=True, limit_deci_amps=0, limit_source="tcl"), 27),
+    # A limit below 6 A reports what its source said it means (set_limit's status).
+    (dict(authorized=True, limit_deci_amps=0, limit_status=28), 28),
+    (dict(authorized=True, limit_deci_amps=0, limit_status=35), 35),
+    (dict(authorized=True, limit_deci_amps=0, limit_status=6), 6),
+    (dict(authorized=True, limit_deci_amps=0, limit_status=None), 27),
     (dict(enabled=False), 28),
 ])
 def test_goe_model_status_mapping(kw, ms):
@@ -111,10 +111,33 @@ def test_controller_values_stay_inside_goe_tables_over_a_session():
     assert seen <= GOE_MODEL_STATUS
 
 
-def test_zero_amp_transaction_profile_limit_is_ocpp_doesnt_want():
+def test_zero_amp_transaction_profile_limit_is_ocpp_doesnt_want(tmp_path):
     from tests_host.fakes import Rig
+    from firmware.ocpp.transactions import Transactions
+    from firmware.settings import Settings
+    from firmware.store import Store
+    from firmware import keys
+    from firmware.clock import Clock
+
+    class Queue:
+        def max_ref(self):
+            return 0
+
+        def on_answer(self, fn):
+            pass
+
+    class Energy:
+        total_wh = 0
+
+        def flush(self):
+            pass
+
     r = Rig()
     r.plug_and_charge()
-    r.ctrl.set_limit("ocpp_tx", 0)  # the source an OCPP transaction profile sets
+    r.ctrl.authorize(False)
+    s = Settings()
+    keys.define_keys(s)
+    t = Transactions(s, r.ctrl, Energy(), Clock(), Store(str(tmp_path)), Queue())
+    t.grant("TAG", limit=(0, None))  # a RemoteStartTransaction TxProfile of 0 A
     r.step()
     assert r.ctrl.model_status == 28

@@ -1,6 +1,6 @@
 import pytest
 
-from firmware.evse.codes import Err
+from firmware.evse.codes import Err, ModelStatus
 from firmware.evse.controller import ChargeController
 from firmware.evse.pilot import duty_to_u16
 from tests_host.fakes import Rig, make_drivers
@@ -313,7 +313,7 @@ def test_bad_limit_is_refused_with_message(amps):
 
 def test_limit_zero_from_ocpp_is_ocpp_doesnt_want():
     r = charging_rig()
-    r.ctrl.set_limit("ocpp", 0)
+    r.ctrl.set_limit("ocpp", 0, status=ModelStatus.OCPP_DOESNT_WANT)  # the caller says what its limit means
     r.step(200)
     assert not r.ctrl.contactor_closed
     assert r.ctrl.model_status == 28
@@ -666,3 +666,14 @@ def test_listener_may_deauthorize_on_unplug_without_status_flicker():
     r.ev = "A"
     r.step(3)
     assert [d for e, d in r.events if e == "status"] == ["Available"]
+
+
+def test_a_limit_source_below_6a_reports_the_status_its_caller_gave():
+    r = charging_rig()
+    r.ctrl.set_limit("any-name", 0, status=ModelStatus.ENERGY_LIMIT)
+    r.step(200)
+    assert r.ctrl.model_status == ModelStatus.ENERGY_LIMIT
+    r.ctrl.set_limit("any-name", None)
+    r.ctrl.set_limit("other", 0)  # no status given: load management
+    r.step(200)
+    assert r.ctrl.model_status == ModelStatus.LOAD_MANAGEMENT

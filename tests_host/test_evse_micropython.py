@@ -164,7 +164,7 @@ def test_same_session_scenario_on_both_runtimes():
 
 
 def test_bench_reports_loop_figures_on_micropython():
-    out = run_mp("from firmware.evse.bench import run_bench\n"
+    out = run_mp("from host_tools.evse_bench import run_bench\n"
                  "r = run_bench(trials=5, print_fn=None)\n"
                  "import json\nprint(json.dumps(r))", timeout=120)
     r = json.loads(out)

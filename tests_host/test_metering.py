@@ -102,6 +102,9 @@ class FakeTransactions:
     def on_stop(self, fn):
         self._stop.append(fn)
 
+    def on_stop_data(self, fn):
+        self.stop_data = fn
+
     def start(self, tx):
         self.active = True
         self.current = tx
@@ -127,10 +130,8 @@ class FakeApp:
         self.energy = FakeEnergy()
         self.session = FakeSession(online)
         self.tasks = []
-        if queue:
-            self.tx_queue = FakeQueue()
-        if transactions:
-            self.transactions = FakeTransactions()
+        self.tx_queue = FakeQueue() if queue else None
+        self.transactions = FakeTransactions() if transactions else None
 
     def advance(self, ms):
         self.ticks.ms += ms
@@ -139,11 +140,8 @@ class FakeApp:
 def make(tmp_path, clock_set=True, **kw):
     app = FakeApp(tmp_path / "flash", **kw)
     metering.define_keys(app.settings)
-    m = Metering(app, ticks=app.ticks)
-    app.settings.watch("MeterValueSampleInterval", m.restart_timers)
-    app.settings.watch("ClockAlignedDataInterval", m.restart_timers)
-    app.metering = m
-    m.hook()
+    m = Metering(app.settings, app.clock, app.controller, app.energy, app.session, app.tx_queue, app.store,
+                 app.transactions, ticks=app.ticks)
     if clock_set:
         app.clock.set(T0)
     return app, m
@@ -630,7 +628,26 @@ def test_stop_transaction_with_transaction_data_of_every_measurand_validates(tmp
         check_schema("MeterValues", p)
 
 
-def test_setup_attaches_metering_and_its_task(tmp_path):
-    app = FakeApp(tmp_path / "flash")
-    metering.setup(app)
-    assert isinstance(app.metering, Metering) and app.tasks == [app.metering.run]
+def test_the_application_runs_metering_and_gives_it_the_transaction_events(tmp_path):
+    from boards.host.board import HostBoard
+    from firmware.app import App
+    app = App(HostBoard(str(tmp_path)), str(tmp_path))
+    [m] = [fn.__self__ for fn in app.tasks if isinstance(fn.__self__, Metering)]
+    t = app.transactions
+    assert m.transactions is t and m.stop_data in t._stop_data and m._on_start in t._start_ls
+
+
+def test_triggered_meter_values_are_sent_directly_with_the_transaction_id(tmp_path):
+    app, m = make(tmp_path)
+    app.transactions.start(Tx(2, 77))
+
+    async def go():
+        assert m.trigger(None) is True
+        await asyncio.sleep(0)
+    asyncio.run(go())
+    [(action, payload)] = app.session.calls
+    assert action == "MeterValues" and payload["transactionId"] == 77
+    assert payload["meterValue"][0]["sampledValue"][0]["context"] == "Trigger"
+    assert [a for a, _, _ in app.tx_queue.pushes if a == "MeterValues"] == []  # the queue is not disturbed
+    check_schema("MeterValues", payload)
+    assert m.trigger(2) is False

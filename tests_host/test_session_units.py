@@ -201,3 +201,43 @@ def test_a_call_right_behind_the_rejected_answer_is_not_answered():
             await task
     asyncio.run(go())
     assert [m[2] for m in sent] == ["BootNotification"]
+
+
+# ---- messages on demand (TriggerMessage) ----
+
+def test_trigger_sends_a_heartbeat_only_while_online():
+    s = make()
+    calls = []
+
+    async def heartbeat():
+        calls.append("Heartbeat")
+    s.heartbeat = heartbeat
+
+    async def go():
+        assert s.trigger("Heartbeat") is False
+        s.online.set()
+        assert s.trigger("Heartbeat") is True
+        await asyncio.sleep(0)
+    asyncio.run(go())
+    assert calls == ["Heartbeat"]
+
+
+def test_trigger_of_boot_notification_wakes_a_pending_registration():
+    s = make()
+    assert s.trigger("BootNotification") is True and s._boot_wake.is_set()
+
+
+def test_trigger_reaches_a_registered_message_builder_and_refuses_unknown_messages():
+    s = make()
+    seen = []
+    s.register_trigger("StatusNotification", lambda cid: seen.append(cid) or cid in (None, 0, 1))
+    assert s.trigger("StatusNotification", 1) is True and seen == [1]
+    assert s.trigger("StatusNotification", 5) is False
+    assert s.trigger("DiagnosticsStatusNotification") is False
+
+
+def test_the_application_registers_every_message_it_can_send_on_demand(tmp_path):
+    from boards.host.board import HostBoard
+    from firmware.app import App
+    app = App(HostBoard(str(tmp_path)), str(tmp_path))
+    assert sorted(app.session.triggers) == ["BootNotification", "Heartbeat", "MeterValues", "StatusNotification"]

@@ -271,7 +271,7 @@ def test_masked_url_for_another_server_is_refused_and_nothing_changes():
 
 def test_repl_config_and_vendor_data_transfer_never_show_the_url_password(tmp_path):
     from firmware import config
-    from firmware.ocpp.core import _api_values
+    from firmware.ocpp.data_transfer import api_values as _api_values
     config.open(str(tmp_path))
     assert config.set(ocppu="ws://cp1:s3cret@127.0.0.1:9/ocpp/CP1")["ocppu"] is True
     assert config.get("ocppu") == "ws://cp1:***@127.0.0.1:9/ocpp/CP1"

@@ -4,6 +4,7 @@ import asyncio
 from firmware.clock import Clock
 from firmware.evse.codes import Err
 from firmware.ocpp import status as ocpp_status
+from firmware.ocpp.connector_status import RESERVED, StatusHolds
 from firmware.ocpp.rpc import CallTimeout
 from firmware.settings import Settings
 
@@ -55,34 +56,21 @@ class FakeSession:
         return {}
 
 
-class FakeCore:
-    def __init__(self):
-        self.op = True
-        self.listeners = []
-
-    def operative(self, n=1):
-        return self.op
-
-    def on_availability(self, fn):
-        self.listeners.append(fn)
-
-
 class FakeApp:
-    def __init__(self, core=True):
+    def __init__(self):
         self.now = 0
         self.settings = Settings()
         self.clock = Clock(lambda: self.now)
         self.controller = FakeController()
         self.session = FakeSession()
-        self.tasks = []
-        if core:
-            self.core = FakeCore()
+        self.holds = StatusHolds()
 
 
-def make(core=True, hold_s=0):
-    app = FakeApp(core)
-    r = ocpp_status.setup(app)
-    r._ticks = lambda: app.now
+def make(hold_s=0):
+    app = FakeApp()
+    ocpp_status.define_keys(app.settings)
+    r = ocpp_status.StatusReporter(app.settings, app.clock, app.session, app.controller, app.holds,
+                                   ticks=lambda: app.now)
     app.settings.set("MinimumStatusDuration", hold_s)
     return app, r
 
@@ -158,7 +146,7 @@ def test_timestamp_is_left_out_while_the_clock_is_unset_and_is_the_change_time_o
 
 def test_connector_0_is_unavailable_when_the_charge_point_is_inoperative():
     app, r = make()
-    app.core.op = False
+    app.holds.hold("availability", 0, "Unavailable")  # as Availability does
     r.observe(0)
     assert r.payload(0)["status"] == "Unavailable"
 
@@ -254,3 +242,43 @@ def test_unanswered_status_notification_is_sent_again():
     finally:
         ocpp_status._RETRY_MS = old
     assert [p["connectorId"] for _, p in app.session.sent] == [0, 1]
+
+
+# ---- statuses held by other services ----
+
+def test_a_held_status_replaces_the_controllers_and_release_restores_it():
+    app, r = make()
+    woken = []
+    app.holds.on_change(lambda: woken.append(1))
+    app.holds.hold("reservation", 1, RESERVED)
+    assert r.state(1)[0] == "Reserved" and woken
+    app.holds.release("reservation", 1)
+    assert r.state(1)[0] == "Available"
+
+
+def test_unavailable_outranks_reserved_and_faulted_is_never_held_over():
+    app, r = make()
+    app.holds.hold("reservation", 1, RESERVED)
+    app.holds.hold("availability", 1, "Unavailable")
+    assert r.state(1)[0] == "Unavailable"
+    app.controller.set("Faulted", "GroundFailure", "RCM", Err.FI_DC)
+    assert r.state(1)[0] == "Faulted"
+
+
+def test_a_hold_limited_to_some_statuses_applies_only_over_them():
+    app, r = make()
+    app.holds.hold("plug_expired", 1, "Available", ("Preparing",))
+    app.controller.set("Preparing")
+    assert r.state(1)[0] == "Available"
+    app.controller.set("Charging")
+    assert r.state(1)[0] == "Charging"
+
+
+def test_trigger_sends_the_current_status_again_at_once():
+    app, r = make(hold_s=60)
+    r.observe(0)
+    r._sent = [r.state(0), r.state(1)]
+    assert r.due(0) == (None, None)
+    assert r.trigger(1) is True
+    assert r.due(0) == (1, 0)
+    assert r.trigger(2) is False

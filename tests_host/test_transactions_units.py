@@ -279,3 +279,13 @@ def test_unlock_connector_without_a_cable_lock_is_not_supported_and_stops_nothin
         await until(lambda: t.current is not None)
         return await t.unlock_connector({"connectorId": 1}), t.current is not None
     assert run_app(app, scenario) == ({"status": "NotSupported"}, True)
+
+
+def test_a_start_check_keeps_other_idtags_from_starting_on_the_connector(tmp_path):
+    board, app = make_app(tmp_path)
+    t = app.transactions
+    t.add_start_check(lambda tag, connector: None if tag == "RESERVED" else "reserved for another idTag")
+    t.grant("CARD1")
+    assert t._grant is None and not app.controller.authorized
+    t.grant("RESERVED")
+    assert t._grant is not None and t._grant[0] == "RESERVED"

@@ -1,18 +1,14 @@
-"""The go-e charger keys (amp, frc, car, nrg, dwo, tcl, ...) over the charge
-controller, and their effects: limits, force state, phase mode, cable lock,
-session energy limit, temporary current limit, offline fallback current.
+"""The go-e charger keys (amp, frc, car, nrg, dwo, tcl, ...) mapped onto the
+charge controller and its local limits (evse/local_limits.py).
 
-Each key is defined in the one settings registry, so the HTTP API, the REPL
-config module and OCPP all see and validate the same values. define_keys()
-runs before the feature modules (they watch frc, ...); setup(app) adds what
-needs the board and the OCPP session, the status page and the periodic task.
+define_keys() only declares the keys (the REPL config module needs nothing
+more); ChargerKeys binds them to the running controller: watchers, status
+getters, the session energy `wh`.
 """
 from firmware import log
-from firmware.compat import sleep_ms, ticks_diff, ticks_ms
+from firmware.evse import local_limits
 from firmware.settings import BOOL, FLOAT, INT, JSON, NULL, PERSIST, RW, SECRET, STR, W
-
-TCL_LAPSE_MS = 600000  # go-e: tcl lapses after 10 min without refresh
-_CHECK_MS = 1000
+from firmware.version import VENDOR, VERSION
 
 
 def _nrg(meter):
@@ -29,19 +25,34 @@ def _nrg(meter):
 class ChargerKeys:
     """The state behind the keys that are more than a stored value."""
 
-    def __init__(self, settings, controller, energy, max_amps, phases=3):
+    def __init__(self, settings, controller, energy, reboot, board):
+        """reboot(): the rst key; board: model and serial for typ and sse."""
         self.settings = settings
         self.controller = controller
         self.energy = energy
-        self.max_amps = max_amps
-        self.phases = phases
-        self.session = None  # OcppSession, for the offline fallback (ocppf)
+        self.max_amps = controller.max_amps
+        cfg = controller.config
+        self.phases = cfg.get("phases", 3) if isinstance(cfg, dict) else 3
         self._wh0 = None  # meter reading when the car was plugged in
         self._wh = 0.0  # energy of the last session once unplugged
-        self._tcl_at = None  # ticks_ms of the last tcl write
         controller.add_listener(self._event)
         if controller.plugged:
             self._wh0 = self._meter_wh()
+        self._bind(reboot, board)
+
+    def map_limits(self, limits):
+        """tcl, dwo and ocppf set the controller's local limits (a LocalLimits)."""
+        s = self.settings
+        s.watch("tcl", lambda st: limits.set_temporary(st.value))
+        s.watch("dwo", lambda st: limits.set_energy(st.value))
+        s.watch("ocppf", lambda st: limits.set_fallback(st.value))
+        limits.set_fallback(s.get("ocppf"))
+
+    def limit_ended(self, name):
+        """A local limit ended by itself (tcl lapsed, dwo at unplug): its key reads null."""
+        key = "tcl" if name == local_limits.TEMPORARY else "dwo"
+        if self.settings.get(key) is not None:
+            self.settings.set(key, None)
 
     def _meter_wh(self):
         m = self.controller.meter
@@ -63,10 +74,6 @@ class ChargerKeys:
         elif event == "unplugged":
             self._wh = self.session_wh()
             self._wh0 = None
-            # dwo is a limit for one session.
-            if self.settings.get("dwo") is not None:
-                self.settings.set("dwo", None)
-            self.controller.set_limit("dwo", None)
 
     def ama_written(self, st):
         # Lowering ama lowers amp with it (persisted), so amp <= ama holds after a reboot too.
@@ -76,40 +83,42 @@ class ChargerKeys:
             s.set("amp", st.value)
         self.controller.set_limit("ama", st.value)
 
-    def tcl_written(self, st):
-        self._tcl_at = ticks_ms() if st.value is not None else None
-        self.controller.set_limit("tcl", st.value)
 
-    def check(self, now):
-        """Periodic work (once a second): tcl lapse, dwo energy limit, ocppf."""
+    def _bind(self, reboot, board):
         s = self.settings
         c = self.controller
-        if self._tcl_at is not None and ticks_diff(now, self._tcl_at) >= TCL_LAPSE_MS:
-            self._tcl_at = None
-            s.set("tcl", None)
-        dwo = s.get("dwo")
-        if dwo is not None and c.plugged and self.session_wh() >= dwo:
-            if c.limit("dwo") is None:
-                log.info("energy limit dwo=%s Wh reached" % dwo)
-                c.set_limit("dwo", 0)
-        elif c.limit("dwo") is not None:
-            c.set_limit("dwo", None)
-        sess = self.session
-        if sess is not None:
-            f = s.get("ocppf")
-            offline = s.get("ocppe") and not sess.online.is_set()
-            want = f if offline else None
-            have = c.limit("ocppf")
-            if (have is None) != (want is None) or (have is not None and have[0] != want):
-                c.set_limit("ocppf", want)
-
-    async def run(self):
-        while True:
-            try:
-                self.check(ticks_ms())
-            except Exception as e:  # noqa: BLE001 - the periodic check must keep running
-                log.exception("charger keys", e)
-            await sleep_ms(_CHECK_MS)
+        energy = self.energy
+        s.watch("amp", lambda st: c.set_limit("amp", st.value))
+        s.watch("ama", self.ama_written)
+        c.set_limit("amp", s.get("amp"))
+        c.set_limit("ama", s.get("ama"))
+        s.watch("frc", lambda st: c.set_force(st.value))
+        s.watch("psm", lambda st: c.set_psm(st.value))
+        s.watch("ust", lambda st: c.set_ust(st.value))
+        c.set_psm(s.get("psm"))
+        c.set_ust(s.get("ust"))
+        s.watch("rst", lambda st: reboot())
+        b = s.bind
+        b("car", lambda: c.car)
+        b("err", lambda: c.err)
+        b("modelStatus", lambda: c.model_status)
+        b("alw", lambda: c.offering)
+        b("acu", self.acu)
+        b("nrg", lambda: _nrg(c.meter))
+        b("eto", lambda: energy.total_wh)
+        b("wh", self.session_wh)
+        b("pha", self.pha)
+        b("pnp", self.pnp)
+        b("fsp", lambda: c.phases_active == 1)
+        b("lck", lambda: c.ust)
+        b("cus", lambda: c.lock_status)
+        b("cbl", lambda: None)  # no proximity-pilot reading on the supported boards
+        b("tma", lambda: [c.temperature_c] if c.temperature_c is not None else [])
+        b("var", self.var)
+        model = getattr(board, "model", "OpenWallbox")
+        serial = getattr(board, "serial", None) or ""
+        b("typ", lambda: model)
+        b("sse", lambda: serial)
 
     # -- read-only values ------------------------------------------------------
     def pha(self):
@@ -145,20 +154,9 @@ def _check_amp(settings):
     return check
 
 
-_pending = None  # ChargerKeys made by define_keys, completed by setup(app)
-
-
-def define_keys(settings, controller, energy, reboot, max_amps=32):
-    global _pending
+def define_keys(settings, max_amps=32):
+    """Every key of this module, without a controller (see module docstring)."""
     s = settings
-    phases = 3
-    cfg = getattr(controller, "config", None)
-    if isinstance(cfg, dict):
-        phases = cfg.get("phases", 3)
-    ks = ChargerKeys(s, controller, energy, max_amps, phases)
-    _pending = ks
-    c = controller
-
     # Limits, each one source of the controller's minimum.
     s.define("ama", INT, max_amps, RW | PERSIST, 6, max_amps)
     # amp is restored before its ama check applies: a stored amp above ama
@@ -167,23 +165,13 @@ def define_keys(settings, controller, energy, reboot, max_amps=32):
     amp.check = _check_amp(s)
     if amp.value > s.get("ama"):
         s.set("amp", s.get("ama"))
-    s.watch("amp", lambda st: c.set_limit("amp", st.value))
-    s.watch("ama", ks.ama_written)
     s.define("tcl", INT, None, RW | NULL, 0, max_amps)
-    s.watch("tcl", ks.tcl_written)
     s.define("dwo", FLOAT, None, RW | NULL, 0, 1000000)
-    c.set_limit("amp", s.get("amp"))
-    c.set_limit("ama", s.get("ama"))
 
     # Commands to the controller; its own checks are the validators' last word.
     s.define("frc", INT, 0, RW, 0, 2)
-    s.watch("frc", lambda st: c.set_force(st.value))
     s.define("psm", INT, 0, RW | PERSIST, 0, 2)
-    s.watch("psm", lambda st: c.set_psm(st.value))
     s.define("ust", INT, 0, RW | PERSIST, 0, 2)
-    s.watch("ust", lambda st: c.set_ust(st.value))
-    c.set_psm(s.get("psm"))
-    c.set_ust(s.get("ust"))
     s.define("fna", STR, "OpenWallbox", RW | PERSIST, 0, 32)
 
     # Optional API protection (see api/http.py); off by default like go-e.
@@ -192,47 +180,17 @@ def define_keys(settings, controller, energy, reboot, max_amps=32):
 
     # rst: any value reboots (clients send 1, true or "true").
     s.define("rst", JSON, None, W | NULL)
-    s.watch("rst", lambda st: reboot())
-
-    st = s.status
-    st("car", lambda: c.car)
-    st("err", lambda: c.err)
-    st("modelStatus", lambda: c.model_status)
-    st("alw", lambda: c.offering)
-    st("acu", ks.acu)
-    st("nrg", lambda: _nrg(c.meter))
-    st("eto", lambda: energy.total_wh)
-    st("wh", ks.session_wh)
-    st("pha", ks.pha)
-    st("pnp", ks.pnp)
-    st("fsp", lambda: c.phases_active == 1)
-    st("lck", lambda: c.ust)
-    st("cus", lambda: c.lock_status)
-    st("cbl", lambda: None)  # no proximity-pilot reading on the supported boards
-    st("tma", lambda: [c.temperature_c] if c.temperature_c is not None else [])
-    st("rbt", log.uptime_ms)
-    st("var", ks.var)
-    return ks
-
-
-def setup(app):
-    """Keys that need the board or the OCPP session, the status page and the periodic task."""
-    from firmware.api.page import page
-    from firmware.version import VENDOR, VERSION
-    global _pending
-    ks = _pending
-    _pending = None
-    s = app.settings
-    board = app.board
-    model = getattr(board, "model", "OpenWallbox")
-    serial = getattr(board, "serial", None) or ""
+    for k in _STATUS:
+        s.status(k, None)  # bound by ChargerKeys
+    s.status("rbt", log.uptime_ms)
+    s.status("var", None)
     s.status("fwv", lambda: VERSION)
     s.status("oem", lambda: VENDOR)
-    s.status("typ", lambda: model)
-    s.status("sse", lambda: serial)
+    for k in ("typ", "sse"):
+        s.status(k, None)
     # Offline fallback current: the limit while OCPP is enabled but not online.
-    s.define("ocppf", INT, None, RW | PERSIST | NULL, 0, ks.max_amps if ks else 32)
-    if ks is not None:
-        ks.session = app.session
-        app.tasks.append(ks.run)
-    app.api.page = page
+    s.define("ocppf", INT, None, RW | PERSIST | NULL, 0, max_amps)
+
+
+_STATUS = ("car", "err", "modelStatus", "alw", "acu", "nrg", "eto", "wh", "pha", "pnp", "fsp", "lck", "cus", "cbl",
+           "tma")

@@ -13,14 +13,6 @@ OCPP status, first match wins:
 from firmware.evse import codes
 from firmware.evse.codes import PILOT_A, PILOT_B, Car, Err, ModelStatus
 
-_NOT_CHARGING_BY_SOURCE = {
-    "ocpp": ModelStatus.OCPP_DOESNT_WANT,
-    "ocppf": ModelStatus.OCPP_FALLBACK,
-    "dwo": ModelStatus.ENERGY_LIMIT,
-    "temp": ModelStatus.OVERTEMP,
-}
-
-
 def ocpp_status(c):
     if c.fault:
         return codes.FAULTED
@@ -81,14 +73,9 @@ def model_status(c):
     if not c.authorized:
         return ModelStatus.ACCESS_CONTROL_WAIT
     if c.limit_deci_amps < 60:
-        src = c.limit_source
-        m = _NOT_CHARGING_BY_SOURCE.get(src)
-        if m is not None:
-            return m
-        # Every OCPP source but the offline fallback ("ocpp_tx": a transaction profile).
-        if src is not None and src.startswith("ocpp"):
-            return ModelStatus.OCPP_DOESNT_WANT
-        return ModelStatus.LOAD_MANAGEMENT
+        # What the limiting source said its limit means (set_limit's status).
+        m = c.limit_status
+        return ModelStatus.LOAD_MANAGEMENT if m is None else m
     if c.force == 2:
         return ModelStatus.FORCE_ON
     return ModelStatus.FALLBACK_DEFAULT

@@ -22,7 +22,7 @@ preallocated attributes and everything that allocates runs only on a change.
 from firmware.compat import const, print_exception, sleep_ms, ticks_add, ticks_diff, ticks_ms
 from firmware.evse import codes, connector
 from firmware.evse.cable_lock import CableLock
-from firmware.evse.codes import PILOT_A, PILOT_B, PILOT_C, PILOT_D, PILOT_E, PILOT_NAMES, Cus, Err
+from firmware.evse.codes import PILOT_A, PILOT_B, PILOT_C, PILOT_D, PILOT_E, PILOT_NAMES, Cus, Err, ModelStatus
 from firmware.evse.contactor import Contactor
 from firmware.evse.led import StatusLed
 from firmware.evse.limits import CurrentLimits
@@ -127,6 +127,8 @@ class ChargeController:
         self._offering = False
         self._duty = DUTY_OFF
         self._offer_da = 0
+        self._offer_limit_da = 0  # the limit of this tick, clipped to the pilot's range
+        self._lock_ok = True  # the cable lock confirms locked (or there is none)
         self._offer_since = 0  # when the PWM offer last started
         self._oc_limit = 0.0  # A: current above which the EV overdraws the offer
         self._oc = False
@@ -163,9 +165,10 @@ class ChargeController:
 
     # ---- commands ----
 
-    def set_limit(self, source, amps, phases=None):
-        """Limit from one source (amps None removes it); the offer is the minimum. None or an error message."""
-        return self._limits.set(source, amps, phases)
+    def set_limit(self, source, amps, phases=None, status=ModelStatus.LOAD_MANAGEMENT):
+        """Limit from one named source (amps None removes it); the offer is the minimum.
+        status: the go-e modelStatus while this source stops the charging. None or an error message."""
+        return self._limits.set(source, amps, phases, status)
 
     def authorize(self, on):
         """Session authorized (transaction running) or not."""
@@ -249,10 +252,6 @@ class ChargeController:
         """fn(event, data), called from the control task (never from an ISR)."""
         self._listeners.append(fn)
 
-    def remove_listener(self, fn):
-        if fn in self._listeners:
-            self._listeners.remove(fn)
-
     # ---- control step ----
 
     def tick(self, now):
@@ -288,36 +287,54 @@ class ChargeController:
         high, low = self._adc.read()
         prev = pilot.state
         st = pilot.update(high, low, self._duty < DUTY_OFF)
-        meter = self.meter
-        if meter is not None:
-            try:
-                meter.update(now)
-                self._meter_exc = False
-            except Exception as e:  # noqa: BLE001 - a meter bug is a meter failure, not a crash
-                if not self._meter_exc:
-                    print_exception(e)
-                self._meter_exc = True
-            if self._meter_exc or not meter.ok:
-                meter = None  # no over-current or pause detection from stale values
-
-        plug_event = 0  # 1 plugged, -1 unplugged
-        if st != prev:
-            if st == PILOT_A:
-                if self._plugged:
-                    self._plugged = False
-                    plug_event = -1
-                    self._on_unplug()
-            elif st <= PILOT_D and not self._plugged:
-                self._plugged = True
-                plug_event = 1
-                self._unlock_req = False
+        meter = self._read_meter(now)
+        plug_event = self._plug_change(st, prev)
         plugged = self._plugged and st <= PILOT_D
+        # No tuples between the parts: a steady-state tick allocates nothing.
+        fault = self._faults(now, st, meter)
+        offer = self._offer(now, fault, plugged)
+        self._drive_contactor(now, st, fault, offer, meter)
+        self._drive_pwm(now, offer)
+        self._events(now, st, plug_event)
 
-        # ---- faults ----
+    def _read_meter(self, now):
+        """The meter after its update, or None while it fails: no over-current or
+        pause detection from stale values."""
+        meter = self.meter
+        if meter is None:
+            return None
+        try:
+            meter.update(now)
+            self._meter_exc = False
+        except Exception as e:  # noqa: BLE001 - a meter bug is a meter failure, not a crash
+            if not self._meter_exc:
+                print_exception(e)
+            self._meter_exc = True
+        if self._meter_exc or not meter.ok:
+            return None
+        return meter
+
+    def _plug_change(self, st, prev):
+        """1 plugged, -1 unplugged, 0 no change."""
+        if st == prev:
+            return 0
+        if st == PILOT_A:
+            if self._plugged:
+                self._plugged = False
+                self._on_unplug()
+                return -1
+        elif st <= PILOT_D and not self._plugged:
+            self._plugged = True
+            self._unlock_req = False
+            return 1
+        return 0
+
+    def _faults(self, now, st, meter):
+        """Latches and live faults of this tick; returns the fault, sets _lock_ok."""
         c = self._contactor
         if self._rcm_trip or (self._rcm is not None and self._rcm.value()):
             self._latch(Err.FI_DC, "RCM")
-        if pilot.diode_fault:
+        if self._pilot.diode_fault:
             self._latch(Err.DIODE, "Diode")
         f = c.check(now)
         if f:
@@ -325,14 +342,14 @@ class ChargeController:
         self._check_overcurrent(now, meter)
         tg = self._temp
         if tg is not None and tg.update(now):
-            self._limits.set("temp", tg.limit_amps)
+            self._limits.set("temp", tg.limit_amps, None, ModelStatus.OVERTEMP)
         lock = self._lock
-        lock_ok = True
+        self._lock_ok = True
         if lock is not None:
             # Sticky plug state: a passing E or F must not make the lock cycle.
             lock.command(now, self._lock_wanted(self._plugged))
             lock.update(now)
-            lock_ok = lock.is_locked()
+            self._lock_ok = lock.is_locked()
             if lock.failure == Err.LOCK_STUCK_OPEN:
                 self._latch(Err.LOCK_STUCK_OPEN, "LockStuckOpen")
         live = 0
@@ -352,10 +369,12 @@ class ChargeController:
         self._live = live
         if not self._latched:
             self._reason = reason
-        fault = self._latched or live
+        return self._latched or live
 
-        # ---- phases, lock, offer ----
+    def _offer(self, now, fault, plugged):
+        """Phases, then whether charging is offered (at _offer_limit_da deci-amps)."""
         ph = self._phase
+        c = self._contactor
         was = ph.active
         # The relay waits for the feedback too: it must never switch under a
         # contactor that is still opening, or welded.
@@ -366,11 +385,14 @@ class ChargeController:
         da = self._limits.deci_amps
         if da > MAX_DA:
             da = MAX_DA
-        offer = (fault == 0 and plugged and self._enabled and self._authorized and self._frc != FRC_OFF
-                 and not self._unlock_req and not phase_busy and lock_ok and da >= MIN_DA)
-        charge_state = st == PILOT_C or (st == PILOT_D and self._allow_d)
+        self._offer_limit_da = da
+        return (fault == 0 and plugged and self._enabled and self._authorized and self._frc != FRC_OFF
+                and not self._unlock_req and not phase_busy and self._lock_ok and da >= MIN_DA)
 
-        # ---- contactor ----
+    def _drive_contactor(self, now, st, fault, offer, meter):
+        c = self._contactor
+        lock_ok = self._lock_ok
+        charge_state = st == PILOT_C or (st == PILOT_D and self._allow_d)
         # A lock that stops confirming under load may let the plug out: hard stop.
         if fault or not charge_state or not lock_ok:
             c.open()
@@ -378,8 +400,8 @@ class ChargeController:
             self._stopping = False
             # Close only once the EV has had the offer for a while and the sample
             # of this tick, taken under that offer, shows C with a working diode.
-            # The RCM ISR may have fired since the fault check above.
-            if (not c.closed and pilot.pwm_ok and not self._rcm_trip
+            # The RCM ISR may have fired since the fault check.
+            if (not c.closed and self._pilot.pwm_ok and not self._rcm_trip
                     and ticks_diff(now, self._offer_since) >= self._close_delay):
                 c.close()
         elif c.closed:
@@ -396,7 +418,8 @@ class ChargeController:
         elif offer:
             self._delivered = True
 
-        # ---- pilot PWM ----
+    def _drive_pwm(self, now, offer):
+        da = self._offer_limit_da
         duty = amps_to_duty(da) if offer else DUTY_OFF
         self._offering = offer
         if duty != self._duty:
@@ -413,7 +436,7 @@ class ChargeController:
                 m = oda // 10 if oda // 10 > self._oc_margin_da else self._oc_margin_da
                 self._oc_limit = (oda + m) / 10
 
-        # ---- events ----
+    def _events(self, now, st, plug_event):
         if plug_event:
             self._emit("plugged" if plug_event > 0 else "unplugged", PILOT_NAMES[st])
         fault = self._latched or self._live
@@ -596,6 +619,16 @@ class ChargeController:
     def limit_source(self):
         return self._limits.source
 
+    @property
+    def limit_status(self):
+        """The go-e modelStatus the limiting source gave (None: the hardware rating limits)."""
+        return self._limits.status
+
+    @property
+    def led(self):
+        """The status LED, or None without one (its OCPP keys set intensity and blinking)."""
+        return self._led
+
     def limit(self, source):
         """(amps, phases) set by one source, or None."""
         return self._limits.get(source)
@@ -669,10 +702,6 @@ class ChargeController:
     @property
     def ust(self):
         return self._ust
-
-    @property
-    def requested_phases(self):
-        return self._phase_req
 
     @property
     def ocpp_status(self):

@@ -1,17 +1,8 @@
-"""Authorization of an idTag: the Authorize request, the authorization cache on
-flash, LocalPreAuthorize and the offline rules; the ClearCache handler; the
-go-e local cards (`cards`) used when OCPP is off.
-
-Decision order (OCPP 1.6 sections 3.5 and 9.1):
-1. OCPP off: a taught card is accepted, anything else refused.
-2. LocalPreAuthorize and a valid Accepted cache entry: accepted at once.
-3. Online: Authorize.conf decides (and updates the cache).
-4. Offline (or no answer): LocalAuthorizeOffline and a valid Accepted cache
-   entry; else AllowOfflineTxForUnknownId for an idTag the cache does not know.
-
-The cache (`authcache.json`) is a list [[idTag, status, expiry epoch s or
-null, parentIdTag or null], ...] (entries of three read with no parent), oldest first, at most CACHE_SIZE entries; it is read from flash
-on each lookup and written only when an entry changes, so it costs no RAM.
+"""Authorization of an idTag: the chain of deciders (cards when OCPP is off,
+LocalPreAuthorize, the Authorize request, the offline rules), the
+authorization cache on flash, the ClearCache handler, the keys of these rules
+and LocalAuthListEnabled; the go-e local cards (`cards`). Decision order and
+cache format: README.md.
 """
 from firmware import log
 from firmware.clock import parse_iso
@@ -29,6 +20,9 @@ def define_keys(settings):
     d("LocalPreAuthorize", BOOL, False, RW | PERSIST | OCPP)
     d("LocalAuthorizeOffline", BOOL, True, RW | PERSIST | OCPP, alias="ocpplo")
     d("AllowOfflineTxForUnknownId", BOOL, False, RW | PERSIST | OCPP, alias="ocppao")
+    # The local list itself is the Local Auth List Management profile's; this is its switch.
+    d("LocalAuthListEnabled", BOOL, True, RW | PERSIST | OCPP, alias="ocppla")
+    d("cards", JSON, [], RW, check=_check_cards)
 
 
 class AuthCache:
@@ -98,12 +92,25 @@ def offline_decision(status, valid, local_authorize_offline, allow_unknown):
 
 
 class Authorization:
+    """The decision on an idTag: deciders asked in turn, each answers
+    (accepted, how, parentIdTag) or None to pass to the next (see README.md for the order)."""
+
     def __init__(self, settings, session, cache, cards=None):
         self.settings = settings
         self.session = session
         self.cache = cache
         self.cards = cards  # callable(tag) -> card index or None (go-e local cards)
         self.requests = 0  # Authorize requests sent
+        # async fn(tag, ctx) -> (accepted, how, parentIdTag) or None; ctx: what earlier deciders found.
+        self.chain = [self._by_cards, self._by_cache, self._by_request, self._by_offline_rules]
+
+    def handlers(self):
+        return {"ClearCache": self.clear_cache}
+
+    def add_decider(self, fn, before=None):
+        """Insert a decider (local list, reservation) before another one; by
+        default before the Authorize request: local knowledge answers first."""
+        self.chain.insert(self.chain.index(before or self._by_request), fn)
 
     def _cache_on(self):
         return self.settings.get("AuthorizationCacheEnabled")
@@ -116,27 +123,46 @@ class Authorization:
     async def identify(self, tag):
         """Returns (accepted, how, parentIdTag): how names the rule that decided;
         the parentIdTag (the group) as the deciding source knows it, or None."""
-        s = self.settings
-        if not s.get("ocppe"):
-            ok = self.cards is not None and self.cards(tag) is not None
-            return ok, "card" if ok else "unknown card", None
+        ctx = {}
+        for decide in self.chain:
+            r = await decide(tag, ctx)
+            if r is not None:
+                return r
+        return False, "no decision", None
+
+    async def _by_cards(self, tag, ctx):
+        if self.settings.get("ocppe"):
+            return None
+        ok = self.cards is not None and self.cards(tag) is not None
+        return ok, "card" if ok else "unknown card", None
+
+    async def _by_cache(self, tag, ctx):
         status, valid, parent = None, False, None
         if self._cache_on():
             status, valid, parent = self.cache.entry(tag)
-        if s.get("LocalPreAuthorize") and valid and status == "Accepted":
+        ctx["cache"] = (status, valid, parent)
+        if self.settings.get("LocalPreAuthorize") and valid and status == "Accepted":
             return True, "cache", parent
-        if self.session.online.is_set():
-            try:
-                self.requests += 1
-                res = await self.session.call("Authorize", {"idTag": tag}, timeout_ms=AUTHORIZE_TIMEOUT_MS)
-            except (NotConnected, CallTimeout, CallError) as e:
-                log.warn("Authorize: %s, offline rules apply" % (e,))
-            else:
-                info = res.get("idTagInfo") or {}
-                if self._cache_on():
-                    self.cache.update(tag, info)
-                st = info.get("status")
-                return st == "Accepted", st, info.get("parentIdTag")
+        return None
+
+    async def _by_request(self, tag, ctx):
+        if not self.session.online.is_set():
+            return None
+        try:
+            self.requests += 1
+            res = await self.session.call("Authorize", {"idTag": tag}, timeout_ms=AUTHORIZE_TIMEOUT_MS)
+        except (NotConnected, CallTimeout, CallError) as e:
+            log.warn("Authorize: %s, offline rules apply" % (e,))
+            return None
+        info = res.get("idTagInfo") or {}
+        if self._cache_on():
+            self.cache.update(tag, info)
+        st = info.get("status")
+        return st == "Accepted", st, info.get("parentIdTag")
+
+    async def _by_offline_rules(self, tag, ctx):
+        s = self.settings
+        status, valid, parent = ctx.get("cache", (None, False, None))
         ok = offline_decision(status, valid, s.get("LocalAuthorizeOffline"), s.get("AllowOfflineTxForUnknownId"))
         return ok, "offline", parent if ok else None
 
@@ -188,7 +214,7 @@ class Cards:
             obj = {}
         self._meta = obj.get("c") if isinstance(obj.get("c"), list) else []
         self._taught = [u is not None for u in self._uids(obj)]
-        self.setting = settings.define("cards", JSON, [], RW, check=_check_cards)
+        self.setting = settings.find("cards")
         self.setting.value = self.public()
         settings.watch("cards", self._changed)
 
@@ -253,11 +279,3 @@ class Cards:
         meta = [dict(m) for m in self._meta]
         meta[i]["energy"] = meta[i].get("energy", 0) + wh
         self._save(meta, self._uids(obj))
-
-
-def setup(app):
-    define_keys(app.settings)
-    app.cards = cards = Cards(app.store, app.settings)
-    app.auth = a = Authorization(app.settings, app.session, AuthCache(app.store, app.clock), cards.index)
-    app.session.handlers["ClearCache"] = a.clear_cache
-    return a

@@ -1,32 +1,9 @@
 """OCPP MeterValues: sampled values during a transaction, clock-aligned values,
-and the transactionData of StopTransaction. Owns the keys MeterValueSampleInterval
-(`ocppi`), ClockAlignedDataInterval (`ocppai`), MeterValuesSampledData,
-MeterValuesAlignedData, StopTxnSampledData, StopTxnAlignedData (each with its
-read-only MaxLength key) and go-e `ocppcm`.
-
-- Sampled (Sample.Periodic): every MeterValueSampleInterval s from the start of
-  a transaction, MeterValuesSampledData, through the transaction queue (they are
-  transaction data: persisted, resent, transactionId filled in by the queue).
-  ocppcm 0: while a transaction runs; 1: only while the connector is Charging.
-- Clock-aligned (Sample.Clock): at midnight UTC plus every multiple of
-  ClockAlignedDataInterval, MeterValuesAlignedData. During a transaction they
-  go through the queue with its transactionId; outside one they are sent on
-  connector 1 (the one meter measures that outlet) directly, and dropped while
-  offline: only transaction-related values must survive.
-- transactionData: StopTxnSampledData at Transaction.Begin, at each sample
-  interval and at Transaction.End, StopTxnAlignedData at each aligned instant.
-  Bounded: Transaction.Begin, the last KEEP samples (periodic and clock), and
-  Transaction.End; kept as compact JSON text and on flash, so a reboot during a
-  transaction keeps them.
-- Nothing is timestamped before the clock is set: such samples are skipped.
-
-Measurands (values are strings): Energy.Active.Import.Register (the persistent
-total, Wh), Power.Active.Import (total, W), Current.Import (A, L1..Ln) and
-Voltage (V, L1-N..Ln-N) over the active phases, Current.Offered (A),
-Power.Offered (W), Frequency (no unit: 1.6 has none for Hz), Temperature
-(Celsius, location Body). Meter values are left out while the meter fails, and
-Frequency / Temperature when there is no reading. Not provided: export and
-reactive registers, interval energy, Power.Factor, SoC, RPM.
+values sent on demand, and the transactionData of StopTransaction. Owns the
+keys MeterValueSampleInterval (`ocppi`), ClockAlignedDataInterval (`ocppai`),
+MeterValuesSampledData, MeterValuesAlignedData, StopTxnSampledData,
+StopTxnAlignedData (each with its read-only MaxLength key) and go-e `ocppcm`.
+What is sent when, and the measurands: README.md.
 """
 import asyncio
 import json
@@ -49,6 +26,7 @@ MEASURANDS = (ENERGY, POWER, CURRENT, VOLTAGE, CURRENT_OFFERED, POWER_OFFERED, F
 
 PERIODIC = "Sample.Periodic"
 CLOCK = "Sample.Clock"
+TRIGGER = "Trigger"
 BEGIN = "Transaction.Begin"
 END = "Transaction.End"
 
@@ -82,14 +60,21 @@ def _sv(out, value, context, measurand, unit, phase=None, location="Outlet"):
 
 
 class Metering:
-    def __init__(self, app, ticks=ticks_ms):
-        self.app = app
-        self.settings = app.settings
-        self.clock = app.clock
+    def __init__(self, settings, clock, controller, energy, session, tx_queue=None, store=None, transactions=None,
+                 ticks=ticks_ms):
+        """tx_queue: where transaction meter values go (None: sent directly, best effort);
+        store: keeps transactionData across a reboot; transactions: start/stop events,
+        the running transaction and the transactionData hook of its StopTransaction."""
+        self.settings = settings
+        self.clock = clock
+        self.controller = controller
+        self.energy = energy
+        self.session = session
+        self.tx_queue = tx_queue
+        self.transactions = transactions
         self._ticks = ticks
-        self._store = getattr(app, "store", None)
+        self._store = store
         self._wake = asyncio.Event()
-        self._hooked = None  # the transactions object whose listeners are registered
         self._ref = None  # local reference of the transaction the kept samples belong to
         self._begin = None  # Transaction.Begin MeterValue (JSON text) or None
         self._kept = []  # later samples (JSON text), at most KEEP
@@ -100,6 +85,12 @@ class Metering:
         self.sent = 0  # MeterValues handed to the queue or the session
         self.dropped = 0  # clock-aligned values dropped while offline
         self._load()
+        settings.watch("MeterValueSampleInterval", self.restart_timers)
+        settings.watch("ClockAlignedDataInterval", self.restart_timers)
+        if transactions is not None:
+            transactions.on_start(self._on_start)
+            transactions.on_stop(self._on_stop)
+            transactions.on_stop_data(self.stop_data)
 
     # -- samples ------------------------------------------------------------------
     def sample(self, context, measurands_csv, t=None):
@@ -112,8 +103,7 @@ class Metering:
             t = self.clock.now()
         if t is None or not measurands_csv:
             return None
-        app = self.app
-        ctl = app.controller
+        ctl = self.controller
         m = ctl.meter
         ok = m is not None and m.ok
         ph = ctl.phases_active
@@ -122,7 +112,7 @@ class Metering:
         out = []
         for name in measurands_csv.split(","):
             if name == ENERGY:
-                _sv(out, "%d" % app.energy.total_wh, context, name, "Wh")
+                _sv(out, "%d" % self.energy.total_wh, context, name, "Wh")
             elif name == POWER:
                 if ok:
                     _sv(out, "%.0f" % m.power_w, context, name, "W")
@@ -220,17 +210,6 @@ class Metering:
         self._kept = [json.dumps(k, separators=(",", ":")) for k in kept[-KEEP:] if isinstance(k, dict)]
 
     # -- transactions -----------------------------------------------------------------
-    def hook(self):
-        """Register with the transactions module once it exists (it may be set up after this one)."""
-        tr = getattr(self.app, "transactions", None)
-        if tr is None or tr is self._hooked:
-            return
-        self._hooked = tr
-        if hasattr(tr, "on_start"):
-            tr.on_start(self._on_start)
-        if hasattr(tr, "on_stop"):
-            tr.on_stop(self._on_stop)
-
     def _on_start(self, tx):
         self._reset(tx.ref)
         self._keep(BEGIN, "StopTxnSampledData", begin=True)
@@ -245,7 +224,7 @@ class Metering:
         self._wake.set()
 
     def _transaction(self):
-        tr = getattr(self.app, "transactions", None)
+        tr = self.transactions
         if tr is None or not tr.active:
             return None
         return tr.current
@@ -307,7 +286,7 @@ class Metering:
     def _periodic(self, tx):
         s = self.settings
         mode = s.get("ocppcm")
-        if mode == 0 or self.app.controller.ocpp_status == _CHARGING:
+        if mode == 0 or self.controller.ocpp_status == _CHARGING:
             mv = self.sample(PERIODIC, s.get("MeterValuesSampledData"))
             if mv is not None:
                 self._send_tx(tx, mv)
@@ -323,8 +302,22 @@ class Metering:
             self._send_direct({"connectorId": CONNECTOR, "meterValue": [mv]})
 
     # -- sending ----------------------------------------------------------------------
+    def trigger(self, connector=None):
+        """Send the current meter values now (TriggerMessage), directly: the
+        transaction queue is not disturbed. False for an unknown connector."""
+        if connector is not None and connector not in (0, CONNECTOR):
+            return False
+        mv = self.sample(TRIGGER, self.settings.get("MeterValuesSampledData"))
+        if mv is not None:
+            payload = {"connectorId": CONNECTOR, "meterValue": [mv]}
+            tx = self._transaction()
+            if tx is not None and tx.id is not None:
+                payload["transactionId"] = tx.id
+            self._send_direct(payload)
+        return True
+
     def _send_tx(self, tx, mv):
-        q = getattr(self.app, "tx_queue", None)
+        q = self.tx_queue
         payload = {"connectorId": CONNECTOR, "transactionId": tx.id if tx.id is not None else 0,
                    "meterValue": [mv]}
         if q is not None:
@@ -336,7 +329,7 @@ class Metering:
             self.dropped += 1
 
     def _send_direct(self, payload):
-        session = self.app.session
+        session = self.session
         if self._inflight or not session.online.is_set():
             self.dropped += 1
             return
@@ -346,7 +339,7 @@ class Metering:
 
     async def _call(self, payload):
         try:
-            await self.app.session.call("MeterValues", payload)
+            await self.session.call("MeterValues", payload)
         except (NotConnected, CallTimeout, CallError) as e:
             log.warn("MeterValues not sent: %s" % (e,))
         finally:
@@ -356,7 +349,6 @@ class Metering:
         while True:
             self._wake.clear()  # before step(): a change during it wakes the next wait
             try:
-                self.hook()
                 wait = self.step()
             except Exception as e:  # never let the task die; try again shortly
                 log.exception("metering", e)
@@ -381,14 +373,3 @@ def define_keys(s):
         s.define(key + "MaxLength", INT, n, R | OCPP)
         s.define(key, CSL, default, rw, MEASURANDS, key + "MaxLength")
     s.define("ocppcm", INT, 0, RW | PERSIST, 0, 1)
-
-
-def setup(app):
-    s = app.settings
-    define_keys(s)
-    m = Metering(app)
-    s.watch("MeterValueSampleInterval", m.restart_timers)
-    s.watch("ClockAlignedDataInterval", m.restart_timers)
-    app.metering = m
-    app.tasks.append(m.run)
-    return m

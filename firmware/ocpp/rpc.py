@@ -108,10 +108,6 @@ class Rpc:
         self._send = send
         self._connected = True
 
-    @property
-    def is_connected(self):
-        return self._connected
-
     # ---- outgoing --------------------------------------------------------------
 
     def _emit_log(self, direction, text):

@@ -1,13 +1,7 @@
 """The OCPP connection: WebSocket with reconnect, registration (BootNotification)
-and Heartbeat. Feature profiles register their handlers in `handlers`, call the
-CSMS with `call()`, and are told when the charger comes online.
-
-Rules (ocpp16-notes.md item 5): BootNotification after every reboot, after a
-reconnect only if the boot data changed; before Accepted nothing but
-BootNotification is sent; retry at the interval the CSMS gives. While Pending the
-CSMS's calls are answered, but RemoteStart/RemoteStopTransaction are Rejected
-(as always while not Accepted). While Rejected nothing the CSMS sends is
-answered, and the retry waits for the interval's end, across reconnects too.
+and Heartbeat. Feature services register their handlers in `handlers`, call the
+CSMS with `call()`, are told when the charger comes online, and register the
+messages they can send on demand (`register_trigger`). Rules: README.md.
 """
 import asyncio
 
@@ -64,6 +58,11 @@ def define_keys(settings):
     d("WebSocketPingInterval", INT, 60, RW | PERSIST | OCPP, 0, 3600)
     d("AuthorizationKey", STR, "", W | PERSIST | SECRET | OCPP, check=_check_key)
     d("SecurityProfile", INT, 0, RW | PERSIST | OCPP | REBOOT, 0, 3)
+    st = settings.status
+    for k in ("ocpps", "ocppc", "ocppca", "ocppa", "ocppaa"):
+        st(k, None)  # bound by OcppSession
+    st("ocpple", lambda: log.last_error)
+    st("ocpplea", lambda: log.last_error_ms)
 
 
 def _cp_id(path):
@@ -117,6 +116,14 @@ class OcppSession:
         for k in _TLS_KEYS:
             settings.watch(k, self._tls_changed)
         settings.watch("HeartbeatInterval", lambda s: self._hb_wake.set())
+        # Messages the charger sends on demand (TriggerMessage): name -> fn(connectorId or None) -> bool.
+        self.triggers = {"BootNotification": self._trigger_boot, "Heartbeat": self._trigger_heartbeat}
+        b = settings.bind
+        b("ocpps", lambda: self.started)
+        b("ocppc", lambda: self.connected)
+        b("ocppca", lambda: self.connected_ms)
+        b("ocppa", lambda: self.online.is_set())
+        b("ocppaa", lambda: self.accepted_ms)
 
     # -- for the feature profiles ----------------------------------------------
     def on_online(self, fn):
@@ -137,9 +144,24 @@ class OcppSession:
             await self.online.wait()
         return await self.rpc.call(action, payload, timeout_ms, msg_id)
 
-    def trigger_boot(self):
-        """Send BootNotification now (TriggerMessage while Pending)."""
-        self._boot_wake.set()
+    def register_trigger(self, message, fn):
+        """fn(connector_id or None) -> True when it sends message now, False when it does not apply."""
+        self.triggers[message] = fn
+
+    def trigger(self, message, connector_id=None):
+        """Send one message on demand (TriggerMessage); False when it cannot be sent."""
+        fn = self.triggers.get(message)
+        return fn is not None and fn(connector_id)
+
+    def _trigger_boot(self, _connector_id):
+        self._boot_wake.set()  # a Pending registration retries at once
+        return True
+
+    def _trigger_heartbeat(self, _connector_id):
+        if not self.online.is_set():
+            return False
+        asyncio.create_task(self.heartbeat())
+        return True
 
     # -- connection loop -----------------------------------------------------
     def _new_server(self, _setting=None):
@@ -381,14 +403,3 @@ class OcppSession:
         self.heartbeats += 1
         self.clock.set_iso(res["currentTime"])
         return True
-
-    # -- go-e status keys ------------------------------------------------------
-    def define_status(self, settings):
-        st = settings.status
-        st("ocpps", lambda: self.started)
-        st("ocppc", lambda: self.connected)
-        st("ocppca", lambda: self.connected_ms)
-        st("ocppa", lambda: self.online.is_set())
-        st("ocppaa", lambda: self.accepted_ms)
-        st("ocpple", lambda: log.last_error)
-        st("ocpplea", lambda: log.last_error_ms)

@@ -1,18 +1,6 @@
 """StatusNotification for connector 0 (the charge point) and connector 1, the
-MinimumStatusDuration key and go-e `ocppcs`.
-
-Connector 1 reports the charge controller's status, error code and vendor
-error code (availability reaches it through controller.enable). Connector 0 is
-Unavailable when the charge point was made Inoperative, Faulted on faults of
-the charger itself (internal error, overtemperature), else Available.
-
-A status is reported once it has held MinimumStatusDuration seconds; Faulted at
-once, and so is the first report of each connector after coming online (the
-central system knows nothing of it yet). StatusNotifications are not transaction messages: nothing is queued while
-offline, the message is built when it is sent, so only the latest status per
-connector goes out, and every time the charger comes online each connector's
-current status is sent again. The timestamp is when that status began (or now,
-when the clock was not set then); it is left out while the clock is unset.
+MinimumStatusDuration key and go-e `ocppcs`. When a status is reported and
+which: README.md.
 """
 import asyncio
 
@@ -37,19 +25,30 @@ def charger_fault(c):
     return f == Err.OVERTEMP or (f == Err.UNKNOWN and c.vendor_error_code == "Internal")
 
 
+def define_keys(settings):
+    settings.define("MinimumStatusDuration", INT, 0, RW | PERSIST | OCPP, 0, 3600)
+    settings.status("ocppcs", None)  # bound by StatusReporter
+
+
 class StatusReporter:
-    def __init__(self, app, ticks=ticks_ms):
-        self.app = app
-        self.controller = app.controller
-        self.settings = app.settings
-        self.clock = app.clock
-        self.session = app.session
+    def __init__(self, settings, clock, session, controller, holds, ticks=ticks_ms):
+        """holds: StatusHolds, the statuses other services hold over the controller's."""
+        self.controller = controller
+        self.settings = settings
+        self.clock = clock
+        self.session = session
+        self.holds = holds
         self._ticks = ticks
         self._wake = asyncio.Event()
         # Per connector: [status, errorCode, vendorErrorCode, since ticks_ms, since epoch s or None]
         self._cur = [None, None]
         self._sent = [None, None]  # (status, errorCode, vendorErrorCode) last reported
         self.sent_count = 0
+        settings.bind("ocppcs", self.ocppcs)
+        settings.watch("MinimumStatusDuration", self.wake)
+        controller.add_listener(self._on_event)
+        session.on_online(self._on_online)
+        holds.on_change(self.wake)
 
     # ---- inputs ----
 
@@ -72,17 +71,9 @@ class StatusReporter:
         if n == 0:
             if charger_fault(c):
                 return codes.FAULTED, c.ocpp_error_code, c.vendor_error_code
-            core = getattr(self.app, "core", None)
-            if core is not None and not core.operative(0):
-                return codes.UNAVAILABLE, codes.NO_ERROR, None
-            return codes.AVAILABLE, codes.NO_ERROR, None
-        st = c.ocpp_status
-        if st == codes.PREPARING:
-            # Plugged, ConnectionTimeOut passed with no authorization: back to Available (OCPP 1.6 errata).
-            t = getattr(self.app, "transactions", None)
-            if t is not None and t.plug_expired:
-                st = codes.AVAILABLE
-        return st, c.ocpp_error_code, c.vendor_error_code
+            return self.holds.apply(0, codes.AVAILABLE), codes.NO_ERROR, None
+        # Held statuses: Unavailable, Reserved, Available after ConnectionTimeOut (OCPP 1.6 errata).
+        return self.holds.apply(1, c.ocpp_status), c.ocpp_error_code, c.vendor_error_code
 
     def observe(self, now):
         """Note the current status of each connector and since when it holds."""
@@ -124,6 +115,17 @@ class StatusReporter:
             p["timestamp"] = format_iso(t)
         return p
 
+    def trigger(self, connector=None):
+        """Send the status of connector now (None: of every connector), as TriggerMessage
+        asks; False for a connector that does not exist."""
+        if connector is not None and not 0 <= connector <= 1:
+            return False
+        for n in (0, 1):
+            if connector is None or connector == n:
+                self._sent[n] = None
+        self._wake.set()
+        return True
+
     def ocppcs(self):
         return STATUSES.index(self.state(1)[0])
 
@@ -164,19 +166,3 @@ class StatusReporter:
                 if left is not None and left < wait:
                     wait = left
             await self._pause(wait)
-
-
-def setup(app):
-    s = app.settings
-    s.define("MinimumStatusDuration", INT, 0, RW | PERSIST | OCPP, 0, 3600)
-    r = StatusReporter(app)
-    s.status("ocppcs", r.ocppcs)
-    s.watch("MinimumStatusDuration", r.wake)
-    app.controller.add_listener(r._on_event)
-    app.session.on_online(r._on_online)
-    core = getattr(app, "core", None)
-    if core is not None:
-        core.on_availability(r.wake)
-    app.status_reporter = r
-    app.tasks.append(r.run)
-    return r

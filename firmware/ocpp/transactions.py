@@ -1,54 +1,22 @@
 """Transactions on connector 1: when they start and stop and why, the
-RemoteStart/RemoteStop/UnlockConnector handlers, the RFID reader, and the go-e
-keys acs, trx, ocppd, ocppti.
-
-A transaction starts when an authorization (card, remote start, `trx`, or
-free charging: `acs`=0 or `frc`=2 with the dummy idTag `ocppd`) meets a
-plugged EV; it stops with the OCPP reason that applies. Its messages go
-through the flash queue (app.tx_queue), so none is lost.
-
-Flash: `tx.json` holds the running transaction ({"on", "ref", "tag", "ms",
-"s", "c", "q", "p"}), written at start (again only when the StartTransaction
-answer brings another parentIdTag) and deleted at stop. A transaction
-still "on" at boot was cut by a power loss: it is stopped with reason
-PowerLoss and the last persisted meter reading (if its StartTransaction never
-reached the queue, that is queued first). A soft reboot stops it with reason
-Reboot while the application shuts down (the task's cancellation).
-
-ConnectionTimeOut applies both ways: an authorization that meets no plug in
-time is cancelled, and so is the incipient session of an EV plugged while
-authorization is required (acs=1) that sees none in time: `plug_expired` is
-then set and status.py reports the connector Available again, as the OCPP 1.6
-errata ask, until the EV unplugs; a card or RemoteStart later still starts a
-transaction.
-
-RemoteStartTransaction is answered only once it is known to be kept: with
-AuthorizeRemoteTxRequests the idTag is authorized first, and Accepted means a
-grant like a card's (the transaction starts when the EV plugs in within
-ConnectionTimeOut; when that passes the grant ends, logged, and the connector
-is reported Available again). Anything that prevents it answers Rejected.
-
-Groups (OCPP 1.6 section 3.10): the transaction keeps the parentIdTag of the
-idTag that started it. Another idTag presented while it runs is authorized
-(cache or Authorize.req); when it is Accepted with the same parentIdTag it
-stops the transaction (reason Local, with that idTag).
-
-UnlockConnectorOnEVSideDisconnect false: when the EV side of a card or remote
-transaction disconnects, the controller holds the cable locked in the socket
-until that idTag is presented again (which then only releases it), an
-UnlockConnector, or the key turned true. The hold is in RAM: a reboot ends it.
+RemoteStart/RemoteStop/UnlockConnector handlers, the RFID reader, tx.json on
+flash, and the keys AuthorizeRemoteTxRequests, ConnectionTimeOut,
+MaxEnergyOnInvalidId, StopTransactionOn*, UnlockConnectorOnEVSideDisconnect
+and go-e acs, trx, ocppd, ocppti. The rules (power loss, ConnectionTimeOut,
+the held cable lock) are in README.md.
 """
 import asyncio
 
 from firmware import log
 from firmware.compat import sleep_ms, ticks_diff, ticks_ms
-from firmware.evse.codes import Cus, Err
+from firmware.evse.codes import PREPARING, Cus, Err, ModelStatus
 from firmware.settings import BOOL, INT, JSON, NULL, OCPP, PERSIST, RW, STR
 
 TX_FILE = "tx.json"
 STEP_MS = 100  # reader poll and rule checks
 FREE_TAG = "FREE"  # idTag of charging without a card while ocppd is ""
 UNLOCK_WAIT_MS = 6000
+TX_LIMIT = "ocpp_tx"  # the controller's limit source of a RemoteStartTransaction's TxProfile
 _EMERGENCY = (Err.FI_AC, Err.FI_DC, Err.FI_UNKNOWN)
 
 
@@ -88,27 +56,41 @@ def profile_limit(profile):
 
 
 class Transactions:
-    def __init__(self, app):
-        self.app = app
-        self.settings = app.settings
-        self.controller = app.controller
-        self.queue = app.tx_queue
-        self.auth = getattr(app, "auth", None)
-        self.cards = getattr(app, "cards", None)
+    def __init__(self, settings, controller, energy, clock, store, queue, auth=None, cards=None, holds=None,
+                 take_rfid=None, rebooting=None):
+        """auth: Authorization; cards: go-e Cards; holds: StatusHolds (Available once
+        ConnectionTimeOut passed); take_rfid() -> a presented idTag or None;
+        rebooting() -> True while the application shuts down for a reboot."""
+        self.settings = settings
+        self.controller = controller
+        self.energy = energy
+        self.clock = clock
+        self.store = store
+        self.queue = queue
+        self.auth = auth
+        self.cards = cards
+        self.holds = holds
+        self._take_rfid = take_rfid
+        self._rebooting = rebooting
         self.current = None
-        self.last_ref = app.tx_queue.max_ref()  # refs stay unique across reboots
+        self.last_ref = queue.max_ref()  # refs stay unique across reboots
         self._grant = None  # [idTag, card index, ticks]: authorized, waiting for the plug
         self._authorizing = False
         self._wait_unplug = False  # a session ended with the EV plugged: no automatic restart
         self._plug_ms = None  # ticks the EV plugged while waiting for authorization
-        self.plug_expired = False  # ConnectionTimeOut passed with no authorization: status Available
+        self._plug_expired = False
         self._hold_tag = None  # idTag that releases the held cable lock
         self._recovered = False
         self._unsent = None  # (payload, ref) of a StopTransaction the queue could not take yet
         self._full_said = False
         self._start_ls = []
         self._stop_ls = []
-        self.trx = None  # Setting of go-e trx
+        self._stop_data = []
+        self._start_checks = []
+        self.trx = settings.bind("trx", check=self._check_trx)  # go-e trx
+        settings.watch("trx", self._trx_written)
+        settings.watch("UnlockConnectorOnEVSideDisconnect", self._unlock_key_written)
+        settings.bind("ocppti", lambda: self.current.id if self.current is not None else None)
         self.queue.on_answer(self._answered)
 
     # -- interface ----------------------------------------------------------------
@@ -121,6 +103,40 @@ class Transactions:
 
     def on_stop(self, fn):
         self._stop_ls.append(fn)
+
+    def add_start_check(self, fn):
+        """fn(idTag, connectorId) -> None when it may start there, else why not (a reservation)."""
+        self._start_checks.append(fn)
+
+    def may_start(self, tag, connector=1):
+        for fn in self._start_checks:
+            if fn(tag, connector) is not None:
+                return False
+        return True
+
+    def on_stop_data(self, fn):
+        """fn(tx) -> MeterValues for the transactionData of its StopTransaction."""
+        self._stop_data.append(fn)
+
+    def handlers(self):
+        return {"RemoteStartTransaction": self.remote_start, "RemoteStopTransaction": self.remote_stop,
+                "UnlockConnector": self.unlock_connector}
+
+    @property
+    def plug_expired(self):
+        """ConnectionTimeOut passed with no authorization: the connector reports Available."""
+        return self._plug_expired
+
+    @plug_expired.setter
+    def plug_expired(self, on):
+        if on == self._plug_expired:
+            return
+        self._plug_expired = on
+        if self.holds is not None:
+            if on:
+                self.holds.hold("plug_expired", 1, "Available", (PREPARING,))
+            else:
+                self.holds.release("plug_expired", 1)
 
     async def stop(self, reason):
         """Stop the running transaction; returns once its StopTransaction is on flash."""
@@ -143,11 +159,14 @@ class Transactions:
             return False
         if not self._room():
             return False
+        if not self.may_start(tag):
+            log.warn("%s may not start a transaction on this connector" % tag)
+            return False
         self._grant = [tag, card, ticks_ms(), parent]
         self._plug_ms = None
         self.plug_expired = False
         if limit is not None:
-            c.set_limit("ocpp_tx", limit[0], limit[1])
+            c.set_limit(TX_LIMIT, limit[0], limit[1], ModelStatus.OCPP_DOESNT_WANT)
         c.authorize(True)
         self._set_trx()
         log.info("authorized " + tag)
@@ -159,7 +178,7 @@ class Transactions:
         if self._grant is not None:
             self._grant = None
             self.controller.authorize(False)
-            self.controller.set_limit("ocpp_tx", None)
+            self.controller.set_limit(TX_LIMIT, None)
             self._set_trx()
 
     def _set_trx(self):
@@ -238,22 +257,21 @@ class Transactions:
         return False
 
     def _start(self, tag, card, parent=None):
-        app = self.app
         self._grant = None
         self._plug_ms = None
         self.plug_expired = False
         if self._hold_tag is not None:
             self._release_hold()  # a new session owns the socket (locked while plugged anyway)
         self.last_ref += 1
-        energy = app.energy
+        energy = self.energy
         energy.flush()
-        now = app.clock.now()
+        now = self.clock.now()
         tx = Tx(self.last_ref, tag, energy.total_wh, now, card, self._ocpp_on(), parent)
         self._write(tx)
         if tx.queued:
             p = {"connectorId": 1, "idTag": tag, "meterStart": tx.meter_start}
             if now is not None:
-                p["timestamp"] = app.clock.iso(now)
+                p["timestamp"] = self.clock.iso(now)
             self.queue.push("StartTransaction", p, tx_ref=tx.ref)
         self.current = tx
         self.controller.authorize(True)
@@ -273,7 +291,7 @@ class Transactions:
         if stop is not None:
             rec["stop"] = stop  # the StopTransaction the queue could not take
         try:
-            self.app.store.write_json(TX_FILE, rec)
+            self.store.write_json(TX_FILE, rec)
         except OSError as e:
             log.error("tx.json not saved: %s" % e)
 
@@ -281,7 +299,7 @@ class Transactions:
         p, ref = self._unsent
         if self.queue.push("StopTransaction", p, tx_ref=ref):
             self._unsent = None
-            self.app.store.delete(TX_FILE)
+            self.store.delete(TX_FILE)
 
     def stop_now(self, reason, tag=None, at=None):
         """Stop the running transaction now (synchronous: the StopTransaction is on flash on return).
@@ -289,9 +307,8 @@ class Transactions:
         tx = self.current
         if tx is None:
             return
-        app = self.app
         self.current = None
-        energy = app.energy
+        energy = self.energy
         energy.flush()
         stop_wh = energy.total_wh
         if stop_wh < tx.meter_start:
@@ -300,17 +317,16 @@ class Transactions:
             p = {"meterStop": stop_wh, "reason": reason}
             if tx.id is not None:
                 p["transactionId"] = tx.id
-            now = app.clock.now() if at is None else at
+            now = self.clock.now() if at is None else at
             if now is not None:
-                p["timestamp"] = app.clock.iso(now)
+                p["timestamp"] = self.clock.iso(now)
             if tag:
                 p["idTag"] = tag
-            m = getattr(app, "metering", None)
-            if m is not None:
+            for fn in self._stop_data:
                 try:
-                    data = m.stop_data(tx)
+                    data = fn(tx)
                     if data:
-                        p["transactionData"] = data
+                        p["transactionData"] = p.get("transactionData", []) + data
                 except Exception as e:  # noqa: BLE001 - metering must not cost the StopTransaction
                     log.exception("stop_data", e)
             if not self.queue.push("StopTransaction", p, tx_ref=tx.ref):
@@ -318,12 +334,12 @@ class Transactions:
                 self._unsent = (p, tx.ref)
                 self._write(tx, p)
         if self._unsent is None:
-            app.store.delete(TX_FILE)
+            self.store.delete(TX_FILE)
         if tx.card is not None and self.cards is not None:
             self.cards.add_energy(tx.card, stop_wh - tx.meter_start)
         c = self.controller
         c.authorize(False)
-        c.set_limit("ocpp_tx", None)
+        c.set_limit(TX_LIMIT, None)
         c.set_limit("invalid", None)
         self._wait_unplug = c.plugged
         self._set_trx()
@@ -340,7 +356,7 @@ class Transactions:
             return
         self._recovered = True
         q = self.queue
-        obj, err = self.app.store.read_json(TX_FILE)
+        obj, err = self.store.read_json(TX_FILE)
         if err:
             log.error(err)
         if not isinstance(obj, dict) or not obj.get("on"):
@@ -354,7 +370,7 @@ class Transactions:
                 obj.get("p"))
         if tx.queued:
             if q.has_stop(ref):
-                self.app.store.delete(TX_FILE)  # stopped just before the cut
+                self.store.delete(TX_FILE)  # stopped just before the cut
                 return
             stop = obj.get("stop")
             if isinstance(stop, dict):
@@ -366,13 +382,13 @@ class Transactions:
                 # Cut between tx.json and the StartTransaction: queue it now.
                 p = {"connectorId": 1, "idTag": tx.id_tag, "meterStart": tx.meter_start}
                 if tx.start_s is not None:
-                    p["timestamp"] = self.app.clock.iso(tx.start_s)
+                    p["timestamp"] = self.clock.iso(tx.start_s)
                 q.push("StartTransaction", p, tx_ref=ref)
             tx.id = q.id_for(ref)
         self.current = tx
         # Stopped when the last meter reading reached the flash, the latest
         # moment known to have been before the cut.
-        at = self.app.energy.saved_time
+        at = self.energy.saved_time
         if at is None or (isinstance(tx.start_s, int) and at < tx.start_s):
             at = tx.start_s
         self.stop_now("PowerLoss", at=at)
@@ -403,7 +419,7 @@ class Transactions:
         s = self.settings
         if self._unsent is not None:
             self._retry_unsent()
-        take = getattr(self.app.board, "take_rfid", None)
+        take = self._take_rfid
         if take is not None:
             tag = take()
             if tag:
@@ -430,7 +446,7 @@ class Transactions:
                     if s.get("UnlockConnectorOnEVSideDisconnect") and c.lock_fitted:
                         c.unlock()
             elif tx.invalid:
-                if self.app.energy.total_wh - tx.meter_start >= s.get("MaxEnergyOnInvalidId"):
+                if self.energy.total_wh - tx.meter_start >= s.get("MaxEnergyOnInvalidId"):
                     if s.get("StopTransactionOnInvalidId"):
                         self.stop_now("DeAuthorized")
                     elif c.limit("invalid") is None:
@@ -450,7 +466,7 @@ class Transactions:
             return
         if (plugged and not self._wait_unplug and not self._authorizing and c.enabled and not c.fault
                 and (s.get("acs") == 0 or c.force == 2)):
-            if self._room():
+            if self._room() and self.may_start(self._free_tag()):
                 self._start(self._free_tag(), None)
         elif plugged and not self._wait_unplug:
             if self._plug_ms is None:
@@ -458,10 +474,7 @@ class Transactions:
             elif (not self.plug_expired and not self._authorizing
                   and ticks_diff(now, self._plug_ms) > s.get("ConnectionTimeOut") * 1000):
                 log.info("ConnectionTimeOut: no authorization for the plugged EV")
-                self.plug_expired = True
-                r = getattr(self.app, "status_reporter", None)
-                if r is not None:
-                    r.wake()
+                self.plug_expired = True  # held Available: the status reporter wakes
 
     async def run(self):
         try:
@@ -474,7 +487,7 @@ class Transactions:
                 await sleep_ms(STEP_MS)
         except asyncio.CancelledError:
             # The application is shutting down for a reboot.
-            if self.app.reboot is not None and self.current is not None:
+            if self._rebooting is not None and self._rebooting() and self.current is not None:
                 self.stop_now("Reboot")
             raise
 
@@ -563,7 +576,7 @@ class Transactions:
         return None
 
 
-def define_keys(settings, t):
+def define_keys(settings):
     d = settings.define
     d("AuthorizeRemoteTxRequests", BOOL, True, RW | PERSIST | OCPP)
     d("ConnectionTimeOut", INT, 60, RW | PERSIST | OCPP, 0, 3600)
@@ -573,19 +586,5 @@ def define_keys(settings, t):
     d("UnlockConnectorOnEVSideDisconnect", BOOL, True, RW | PERSIST | OCPP)
     d("acs", INT, 0, RW | PERSIST, 0, 1)
     d("ocppd", STR, "", RW | PERSIST, 0, 20)
-    t.trx = d("trx", JSON, None, RW | NULL, check=t._check_trx)
-    settings.watch("trx", t._trx_written)
-    settings.watch("UnlockConnectorOnEVSideDisconnect", t._unlock_key_written)
-    settings.status("ocppti", lambda: t.current.id if t.current is not None else None)
-
-
-def setup(app):
-    t = Transactions(app)
-    define_keys(app.settings, t)
-    app.transactions = t
-    h = app.session.handlers
-    h["RemoteStartTransaction"] = t.remote_start
-    h["RemoteStopTransaction"] = t.remote_stop
-    h["UnlockConnector"] = t.unlock_connector
-    app.tasks.append(t.run)
-    return t
+    d("trx", JSON, None, RW | NULL)  # its check reads the taught cards: bound by Transactions
+    settings.status("ocppti", None)

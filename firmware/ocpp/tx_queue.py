@@ -1,33 +1,8 @@
 """The queue of transaction-related messages (StartTransaction, StopTransaction,
 MeterValues of a transaction): persisted on flash before push() returns,
-delivered in order, retried, resent under the same OCPP message id.
-
-On flash (state dir): one file per message under `txq/`, named
-`<seq 8 digits><kind><ref>` (kind S start, T stop, M meter values, O other;
-ref the local transaction reference), holding {"a": action, "p": payload,
-"id": message id, "r": ref, "b": boot id, "k": ticks at push}. Only the
-names stay in RAM. `txids.json` maps the latest local refs to the
-transactionIds the CSMS gave, so messages queued before the answer (or a
-reboot) get the real id at send time.
-
-Rules:
-- full (max_messages): the oldest MeterValues give way, reported in ocpple;
-  StartTransaction and StopTransaction are never dropped for room. When the
-  queue holds nothing but those, a new MeterValues is not queued (reported),
-  and no new transaction starts (room_for_transaction() is False, reported by
-  the transaction code) until the central system has taken some: the bound is
-  max_messages plus the StopTransaction of the transaction already running.
-- retries: a CALLERROR or a timeout while connected counts as a failed
-  attempt; the next waits TransactionMessageRetryInterval x attempts so far.
-  After TransactionMessageAttempts failures the message is discarded and
-  reported (OCPP 4.10); a lost connection is no attempt.
-- a discarded StartTransaction leaves its transaction without an id: its
-  StopTransaction cannot be sent and is discarded too (reported), its
-  MeterValues go out without transactionId.
-- timestamps: nothing goes out without one. A message pushed before the clock
-  was set is stamped at send time from the ticks at push (same boot); one from
-  an earlier boot without any clock gets the time of its first send (the best
-  time known: nothing survives a power cut that could date it better).
+delivered in order, retried, resent under the same OCPP message id; the keys
+TransactionMessageAttempts and TransactionMessageRetryInterval. The file
+layout and the rules (room, retries, timestamps) are in README.md.
 """
 import asyncio
 
@@ -296,10 +271,3 @@ class TxQueue:
                 fn(action, ref, p, res)
             except Exception as e:  # noqa: BLE001
                 log.exception("tx queue listener", e)
-
-
-def setup(app):
-    define_keys(app.settings)
-    app.tx_queue = q = TxQueue(app.store, app.session, app.settings, app.clock)
-    app.tasks.append(q.run)
-    return q

@@ -3,7 +3,9 @@ cost of one tick, the loop period, and the reaction time from pilot state A
 appearing on the line to the contactor output opening (idle loop, and with a
 task that blocks the loop 5 ms out of every 15 ms, as HTTP/OCPP work would).
 
-    micropython -X heapsize=512K -c "from firmware.evse.bench import main; main()"
+    micropython -X heapsize=512K -c "from host_tools.evse_bench import main; main()"
+
+On the host side: it drives the simulation board, which the device bundle does not carry.
 
 run_bench() returns the figures as a dict for a table; main() prints them.
 """
