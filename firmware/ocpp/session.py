@@ -85,8 +85,13 @@ def _cp_id(path):
 
 
 class OcppSession:
-    def __init__(self, settings, clock, boot_info):
+    def __init__(self, settings, clock, boot_info, connect=None):
         self.settings = settings
+        # The transport: connect(url, subprotocols, headers, ssl_ctx, max_message, timeout_ms)
+        # returns a connection with send(text), recv(), keepalive(interval_s_getter),
+        # close(code, reason) and abort(), raising ConnectionClosed when it ends. The
+        # WebSocket client by default; a memory loopback in tests and benchmarks.
+        self.connect = connect or WebSocket.connect
         self.clock = clock
         self.boot_info = boot_info  # BootNotification payload (vendor, model, serial, ...)
         self.handlers = {}
@@ -252,7 +257,7 @@ class OcppSession:
         if secure:
             ctx = self._tls_context()
         log.info("OCPP connecting to " + log.mask_url(url))
-        return await WebSocket.connect(url, ("ocpp1.6",), headers, ctx, MAX_MESSAGE, CONNECT_TIMEOUT_MS)
+        return await self.connect(url, ("ocpp1.6",), headers, ctx, MAX_MESSAGE, CONNECT_TIMEOUT_MS)
 
     def _tls_context(self):
         """The TLS settings: ocppsc the CA (PEM) to trust, ocppg the default CA store
