@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 BOARD ?= esp32_devkitc
 PORT ?= /dev/ttyUSB0
 JOBS ?= 2
+WASM := host_tools/wasm/node_modules/.package-lock.json
 
 .PHONY: setup browser test test-fast sim bench image flash deploy config repl monitor schemas clean
 
@@ -36,8 +37,13 @@ test-fast: $(STAMP)
 sim: $(STAMP)
 	$(VPY) -m host_tools devsim
 
-bench: $(STAMP)
+bench: $(STAMP) $(WASM)
 	$(VPY) -m host_tools bench
+
+# The 32-bit runtime of the memory benchmark: MicroPython's WebAssembly port, the
+# version pinned in host_tools/wasm/package-lock.json, run with node.
+$(WASM): host_tools/wasm/package-lock.json
+	cd host_tools/wasm && npm ci --no-audit --no-fund --silent
 
 schemas: $(STAMP)
 	$(VPY) -m host_tools gen-schemas

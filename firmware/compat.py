@@ -132,8 +132,13 @@ except AttributeError:
         return -1
 
 
-def urandom(n):
-    return os.urandom(n)
+if hasattr(os, "urandom"):
+    def urandom(n):
+        return os.urandom(n)
+else:  # the WebAssembly port (memory benchmarks): ids and masks only, no keys
+    def urandom(n):
+        import random
+        return bytes(random.getrandbits(8) for _ in range(n))
 
 
 def fsync_dir(path):
@@ -272,7 +277,7 @@ def _load_client_cert(ctx, cert_pem, key_pem):
         os.remove(path)
 
 
-if hasattr(asyncio.StreamReader, "readinto"):
+if hasattr(getattr(asyncio, "StreamReader", None), "readinto"):  # no streams: WebAssembly port
     def stream_readinto(reader, buf):
         """Awaitable: read at most len(buf) bytes into buf -> count, 0 at EOF,
         None when nothing was ready (a TLS record still incomplete): just call again."""

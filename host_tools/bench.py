@@ -17,7 +17,8 @@ also in build/bench-results.json:
   offline queueing, a short soak), and flash writes per transaction;
 - heapmin: the smallest -X heapsize the same session runs in (the real peak need);
 - control loop period and pilot A -> contactor open reaction (host_tools/evse_bench.py);
-- http: host_tools.bench_api.run(), when present.
+- http: host_tools.bench_api.run(), when present;
+- romfs, wasm: import cost from a ROMFS image and 32-bit figures (host_tools/bench_memory.py).
 
 --quick runs every part with small counts (the smoke test uses it).
 """
@@ -540,6 +541,8 @@ def table(res):
             for k, v in ht.items():
                 if isinstance(v, (int, float, str, bool)) or v is None:
                     row("http: " + k, _f(v, "%.2f"), "")
+    from host_tools import bench_memory
+    bench_memory.rows(res, row)
     for part, err in res.get("errors", {}).items():
         row(part, "FAILED", err.splitlines()[0][:100] if err else "")
     w = max(len(r[0]) for r in rows)
@@ -549,7 +552,7 @@ def table(res):
     return "\n".join(lines)
 
 
-PARTS = ("rpc", "e2e", "boot", "heap", "heapmin", "control", "http")
+PARTS = ("rpc", "e2e", "boot", "heap", "heapmin", "control", "http", "romfs", "wasm")
 
 
 def run(quick=False, parts=PARTS):
@@ -562,6 +565,8 @@ def run(quick=False, parts=PARTS):
              "boot": lambda q: asyncio.run(bench_boot(q)), "heap": lambda q: asyncio.run(bench_heap(q)),
              "heapmin": lambda q: asyncio.run(bench_heap_min(q)),
              "control": bench_control, "http": bench_http}
+    from host_tools import bench_memory
+    funcs.update(bench_memory.PARTS)
     for part in parts:
         t = time.monotonic()
         print("bench: %s ..." % part, flush=True)

@@ -28,7 +28,7 @@ def quick_run(tmp_path_factory):
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (shared / "stdout").exists():
             proc = subprocess.run([sys.executable, "-m", "host_tools", "bench", "--quick", "--out", str(shared)],
-                                  capture_output=True, text=True, cwd=str(ROOT), timeout=110)
+                                  capture_output=True, text=True, cwd=str(ROOT), timeout=150)
             (shared / "rc").write_text(str(proc.returncode))
             (shared / "stdout").write_text(proc.stdout + proc.stderr)
     out = (shared / "stdout").read_text()
@@ -87,6 +87,19 @@ def test_heap_figures_from_the_bundle(quick_run):
     assert h["flash_writes_per_transaction"] is not None or not h["transaction_stopped"]
 
 
+def test_memory_figures_per_package_from_romfs_and_at_32_bits(quick_run):
+    r, w = quick_run[1]["romfs"], quick_run[1]["wasm"]
+    for fig in (r["packages"], w["packages"]):
+        assert set(fig) == {"core", "evse", "ocpp", "api", "microdot"}
+        assert all(_num(v) and v > 0 for v in fig.values())
+    assert sum(r["packages"].values()) == r["total_bytes"] and r["image_bytes"] > 0
+    assert sum(w["packages"].values()) == w["import_total_bytes"]
+    # the whole session ran at 32 bits, over the in-memory transport
+    c = w["session_counts"]
+    assert c["BootNotification"] == 1 and c["StartTransaction"] == 1 and c["StopTransaction"] == 1
+    assert isinstance(w["data_growth_bytes"], int)
+
+
 def test_control_loop_figures(quick_run):
     c = quick_run[1]["control"]
     assert c["runtime"] == "micropython"
@@ -99,6 +112,7 @@ def test_table_lists_every_part_and_is_written_to_the_file(quick_run):
     for label in ("rpc: ours, MicroPython", "e2e: ours_micropython", "e2e: ceiling_canned_cpython",
                   "e2e: ours_micropython / ocpp package", "e2e: ours_cpython / ocpp package",
                   "boot to Accepted: micropython", "heap: baseline", "heap: data growth", "flash writes per transaction",
-                  "control: pilot A -> open", "http"):
+                  "control: pilot A -> open", "http", "romfs: import whole application",
+                  "wasm: import whole application", "wasm: data growth"):
         assert label in text, label
     assert text.strip() in proc[1]

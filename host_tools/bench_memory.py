@@ -1,0 +1,299 @@
+"""Memory as the ESP32 sees it: the `romfs` and `wasm` parts of `make bench`.
+
+- romfs: the device bundle as a ROMFS image (mpremote's builder), mounted with
+  `vfs.VfsRom` on the unix port, so the bytecode runs from the image as from a
+  board's ROMFS partition; every application module is imported, dependencies
+  first, and the heap each one adds (after gc) is its import cost: what a board
+  without PSRAM pays in RAM. The image buffer is read before the baseline.
+- wasm: the official MicroPython WebAssembly port (npm, 32-bit like the ESP32)
+  under node: import cost per package from the .mpy bundle, data growth over a
+  whole OCPP session against an in-interpreter CSMS (host_tools/wasm_session.py),
+  and the smallest heap that session runs in.
+
+Figures are per package: evse, ocpp, api, microdot, and `core` for the modules
+directly under firmware/.
+"""
+import json
+import subprocess
+from pathlib import Path
+
+from host_tools.runtime import MICROPYTHON, ROOT
+
+# The application's modules that cannot be imported off the board or are not part of it.
+_SKIP = ("firmware.evse.bench",)
+
+
+def package(mod):
+    parts = mod.split(".")
+    if parts[0] == "microdot":
+        return "microdot"
+    if parts[0] == "firmware" and len(parts) > 2:
+        return parts[1]
+    return "core"
+
+
+def app_modules(board="esp32_devkitc"):
+    """The device bundle's modules except the board's own (which need `machine`),
+    in import order: each after the modules it imports."""
+    from host_tools import image
+    src = image.sources(board)
+    names = {}
+    for rel, path in src.items():
+        if rel.startswith("boards/"):
+            continue
+        mod = rel[:-3].replace("/", ".")
+        if mod.endswith(".__init__"):
+            mod = mod[:-9]
+        if mod not in _SKIP:
+            names[mod] = path
+    deps = {m: sorted(d for d in image._imports(p) if d in names and d != m) for m, p in names.items()}
+    order, seen = [], set()
+
+    def visit(m):
+        if m in seen:
+            return
+        seen.add(m)
+        if "." in m and m.rsplit(".", 1)[0] in names:
+            visit(m.rsplit(".", 1)[0])
+        for d in deps[m]:
+            visit(d)
+        order.append(m)
+    for m in sorted(names):
+        visit(m)
+    return order
+
+
+# Runs on MicroPython (unix port and WebAssembly port): imports each module and
+# prints the heap and qstr pool each one adds. `_PRE` sets up sys.path (and the
+# ROMFS mount) before the baseline.
+_IMPORTS = """
+import gc, sys, json, micropython
+gc.collect()
+_a0 = gc.mem_alloc()
+_prev = _a0
+_out = []
+print('QSTR -')
+micropython.qstr_info()
+for _m in %r:
+    __import__(_m)
+    gc.collect()
+    _a = gc.mem_alloc()
+    _out.append((_m, _a - _prev))
+    print('QSTR ' + _m)
+    micropython.qstr_info()
+    _prev = _a
+print('RESULT ' + json.dumps({'modules': _out, 'total': _prev - _a0}))
+"""
+
+
+def _qstr_counts(stdout):
+    """{module: qstrs its import added} from the qstr_info lines printed after each import."""
+    out, mod, prev = {}, None, None
+    for line in stdout.splitlines():
+        if line.startswith("QSTR "):
+            mod = line[5:]
+        elif line.startswith("qstr pool:") and mod:
+            n = int(line.split("n_qstr=")[1].split(",")[0])
+            if prev is not None:
+                out[mod] = n - prev
+            prev = n
+    return out
+
+
+_ROMFS_PRE = """
+import sys, vfs
+_f = open(%r, 'rb')
+_img = _f.read()
+_f.close()
+vfs.mount(vfs.VfsRom(_img), '/rom')
+sys.path[:] = ['/rom', '.frozen']
+"""
+
+
+def per_package(modules):
+    out = {}
+    for m, b in modules:
+        p = package(m)
+        out[p] = out.get(p, 0) + b
+    return out
+
+
+def romfs_image(bundle, path):
+    from mpremote.romfs import make_romfs
+    import contextlib
+    import io
+    with contextlib.redirect_stdout(io.StringIO()):  # its listing of the tree
+        img = make_romfs(str(bundle), mpy_cross=False)
+    Path(path).write_bytes(img)
+    return len(img)
+
+
+def _run_mp(code, heap="4M"):
+    proc = subprocess.run([MICROPYTHON, "-X", "heapsize=" + heap, "-c", code], capture_output=True, text=True,
+                          cwd="/", timeout=120, env={"MICROPYPATH": ".frozen"})
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            res = json.loads(line[7:])
+            res["qstrs"] = _qstr_counts(proc.stdout)
+            return res
+    raise RuntimeError("micropython failed (rc %d):\n%s\n%s" % (proc.returncode, proc.stdout[-2000:],
+                                                                proc.stderr[-2000:]))
+
+
+def bench_romfs(quick=False, board="esp32_devkitc"):
+    """RAM that importing the whole application from a ROMFS image costs (unix port, 64-bit)."""
+    from host_tools import image
+    summary = image.build_bundle(board)
+    bundle = Path(summary["bundle"])
+    img = bundle.parent / "bundle.romfs"
+    size = romfs_image(bundle, img)
+    mods = app_modules(board)
+    res = _run_mp(_ROMFS_PRE % str(img) + _IMPORTS % (mods,))
+    return {"runtime": "unix port (64-bit), bytecode in a ROMFS image", "image_bytes": size,
+            "bundle_bytes": summary["bytes"], "total_bytes": res["total"], "budget_bytes": 96 * 1024,
+            "packages": per_package(res["modules"]), "modules": dict(res["modules"]),
+            "qstrs": sum(res["qstrs"].values()), "package_qstrs": per_package(res["qstrs"].items()),
+            "module_qstrs": res["qstrs"]}
+
+
+# ---- 32 bits: MicroPython's WebAssembly port under node ---------------------------------------
+
+WASM_DIR = ROOT / "host_tools" / "wasm"
+WASM_PKG = WASM_DIR / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
+WASM_HEAP = 512 * 1024
+
+# The session, run by the WebAssembly port from the host bundle (top-level await).
+_WASM_SESSION = """
+import gc, json, asyncio
+from boards.host.board import HostBoard
+from boards.host.loopback import Loopback, charge_session, start
+from firmware.app import App
+gc.collect()
+_imports = gc.mem_alloc()
+board = HostBoard('/state')
+app = App(board, '/state', [('ocppu', 'ws://csms.invalid/ocpp/WASM1'), ('ocppe', True),
+                            ('MeterValueSampleInterval', 1), ('ClockAlignedDataInterval', 0)])
+lb = Loopback(heartbeat_s=1)
+app.session.connect = lb.connect
+_base = 0
+_samples = []
+def _sample(phase):
+    gc.collect()
+    _samples.append((phase, gc.mem_alloc() - _base))
+_out = []
+_done = asyncio.Event()
+async def _main():
+    # In a task: the port's top-level coroutine cannot take what wait_for throws into its waiter.
+    global _base
+    gc.collect()
+    _base = gc.mem_alloc()  # the baseline: everything imported and built, nothing running yet
+    tasks = start(app, board)
+    try:
+        _out.append(await charge_session(app, board, lb, _sample, offline_s=%d))
+    finally:
+        for _t in tasks:
+            _t.cancel()
+        _done.set()
+asyncio.create_task(_main())
+await _done.wait()
+print('RESULT ' + json.dumps({'imports': _imports, 'baseline': _base, 'samples': _samples, 'counts': _out[0]}))
+"""
+
+
+def wasm_ready():
+    """Install the pinned WebAssembly port (host_tools/wasm/package-lock.json) when missing."""
+    if not WASM_PKG.exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=str(WASM_DIR), check=True,
+                       timeout=300)
+    return json.loads((WASM_PKG / "package.json").read_text())["version"]
+
+
+def _run_wasm(code, bundle, heap=WASM_HEAP, check=True):
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".py") as f:
+        f.write(code)
+        f.flush()
+        proc = subprocess.run(["node", str(WASM_DIR / "run.mjs"), str(bundle), str(heap), f.name],
+                              capture_output=True, text=True, cwd=str(WASM_DIR), timeout=180)
+    res, heap_line = None, None
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            res = json.loads(line[7:])
+        elif line.startswith("HEAP "):
+            heap_line = [int(x) for x in line.split()[1:]]
+    if res is None or proc.returncode != 0:
+        if not check:
+            return None
+        raise RuntimeError("wasm run failed (rc %d):\n%s\n%s" % (proc.returncode, proc.stdout[-2000:],
+                                                                 proc.stderr[-2000:]))
+    res["heap_first"], res["heap_end"] = heap_line
+    res["qstrs"] = _qstr_counts(proc.stdout)
+    return res
+
+
+def _session_fits(heap, bundle, offline_s):
+    """The session ran to its StopTransaction in a heap of `heap` bytes that never had to grow."""
+    res = _run_wasm(_WASM_SESSION % offline_s, bundle, heap, check=False)
+    return res is not None and res["heap_end"] == res["heap_first"]
+
+
+def bench_wasm(quick=False):
+    """Import cost per package, data growth over a whole session and the smallest heap, at 32 bits."""
+    from host_tools import image
+    version = wasm_ready()
+    bundle = Path(image.build_bundle("host")["bundle"])
+    mods = app_modules()
+    imp = _run_wasm(_IMPORTS % (mods,), bundle)
+    offline_s = 1 if quick else 3
+    ses = _run_wasm(_WASM_SESSION % offline_s, bundle)
+    growth = max(v for _, v in ses["samples"])
+    out = {"runtime": "MicroPython %s WebAssembly port (32-bit), node; .mpy bundle loaded into RAM" % version,
+           "import_total_bytes": imp["total"], "packages": per_package(imp["modules"]),
+           "modules": dict(imp["modules"]), "qstrs": sum(imp["qstrs"].values()),
+           "session_imports_bytes": ses["imports"], "session_baseline_bytes": ses["baseline"],
+           "data_growth_bytes": growth, "data_budget_bytes": 24 * 1024, "samples": ses["samples"],
+           "session_counts": ses["counts"], "heap_bytes": WASM_HEAP}
+    if quick:
+        out["smallest_heap_k"] = None
+        return out
+    lo, hi = 64, WASM_HEAP // 1024  # KB; 16 KB steps as the unix-port figure
+    if not _session_fits(hi * 1024, bundle, offline_s):
+        out["smallest_heap_k"] = None
+        return out
+    while hi - lo > 16:
+        mid = (lo + hi) // 2 // 16 * 16
+        if _session_fits(mid * 1024, bundle, offline_s):
+            hi = mid
+        else:
+            lo = mid
+    out["smallest_heap_k"] = hi
+    return out
+
+
+PACKAGES = ("core", "evse", "ocpp", "api", "microdot")
+PARTS = {"romfs": bench_romfs, "wasm": bench_wasm}
+
+
+def _pk(packages):
+    return ", ".join("%s %.1f" % (p, packages.get(p, 0) / 1024) for p in PACKAGES)
+
+
+def rows(res, row):
+    """The table rows of the romfs and wasm parts; row(name, value, note)."""
+    r = res.get("romfs")
+    if r:
+        row("romfs: import whole application (64-bit)", "%.1f KB" % (r["total_bytes"] / 1024),
+            "budget %d KB; heap after gc, image not counted; %d qstrs" % (r["budget_bytes"] // 1024, r["qstrs"]))
+        row("romfs: per package (KB)", "", _pk(r["packages"]))
+        row("romfs: image / bundle", "%d / %d B" % (r["image_bytes"], r["bundle_bytes"]), "esp32_devkitc bundle")
+    w = res.get("wasm")
+    if w:
+        row("wasm: import whole application (32-bit)", "%.1f KB" % (w["import_total_bytes"] / 1024),
+            ".mpy loaded into RAM")
+        row("wasm: per package (KB)", "", _pk(w["packages"]))
+        row("wasm: data growth over the session, live max", "%d B" % w["data_growth_bytes"],
+            "budget %d B; baseline %d B after imports and set-up; %s" % (
+                w["data_budget_bytes"], w["session_baseline_bytes"],
+                " ".join("%s:%d" % (a, n) for a, n in sorted(w["session_counts"].items()))))
+        row("wasm: smallest heap for the session", "%sK" % w["smallest_heap_k"] if w["smallest_heap_k"] else "-",
+            "16 KB steps; no socket: in-memory CSMS" if w["smallest_heap_k"] else "not in --quick")
