@@ -89,9 +89,11 @@ def test_heap_figures_from_the_bundle(quick_run):
 
 def test_memory_figures_per_package_from_romfs_and_at_32_bits(quick_run):
     r, w = quick_run[1]["romfs"], quick_run[1]["wasm"]
+    assert set(r["packages"]) == {"core", "evse", "ocpp", "api", "microdot", "board"}
+    assert set(w["packages"]) == {"core", "evse", "ocpp", "api", "microdot"}  # the host bundle: no device board
     for fig in (r["packages"], w["packages"]):
-        assert set(fig) == {"core", "evse", "ocpp", "api", "microdot"}
         assert all(_num(v) and v > 0 for v in fig.values())
+    assert r["objects_bytes"] + r["qstr_pools_bytes"] == r["total_bytes"]
     assert sum(r["packages"].values()) == r["total_bytes"] and r["image_bytes"] > 0
     assert sum(w["packages"].values()) == w["import_total_bytes"]
     # the whole session ran at 32 bits, over the in-memory transport
