@@ -71,7 +71,6 @@ class Settings:
         self._store = store
         self._report = report  # callable(msg): the charger's last-error report (ocpple)
         self._by_name = {}
-        self._by_lower = {}  # OCPP keys are case-insensitive (CiString)
         self._order = []
         self._watchers = {}
         self._stored = {}
@@ -89,8 +88,6 @@ class Settings:
         self._by_name[name] = s
         if alias:
             self._by_name[alias] = s
-        if flags & OCPP:
-            self._by_lower[name.lower()] = s
         self._order.append(s)
         if name in self._stored:
             self._restore(s, self._stored[name])
@@ -113,8 +110,26 @@ class Settings:
     def find(self, name):
         s = self._by_name.get(name)
         if s is None:
-            s = self._by_lower.get(name.lower())
+            s = self._ocpp_key(name)
         return s
+
+    def _ocpp_key(self, name):
+        """The OCPP key of that name in any case (CiString), or None. No lower-case
+        copy of every name is kept: only an inexact name pays for a scan."""
+        s = self._by_name.get(name)
+        if s is not None and s.flags & OCPP and s.name == name:
+            return s
+        n = len(name)
+        low = None
+        order = self._order
+        for i in range(len(order) - 1, -1, -1):  # the latest definition wins, as in _by_name
+            s = order[i]
+            if s.flags & OCPP and len(s.name) == n:
+                if low is None:
+                    low = name.lower()
+                if s.name.lower() == low:
+                    return s
+        return None
 
     def keys(self):
         return self._order
@@ -286,7 +301,7 @@ class Settings:
         if keys:
             sel = []
             for k in keys:
-                s = self._by_lower.get(k.lower())
+                s = self._ocpp_key(k)
                 if s is None:
                     unknown.append(k)
                 elif s not in sel:
@@ -302,7 +317,7 @@ class Settings:
 
     def change_configuration(self, key, text):
         """OCPP ChangeConfiguration: Accepted / Rejected / RebootRequired / NotSupported."""
-        s = self._by_lower.get(key.lower())
+        s = self._ocpp_key(key)
         if s is None:
             return "NotSupported"
         if not s.flags & W or s.getter is not None:

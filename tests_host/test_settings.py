@@ -41,6 +41,15 @@ def test_ocpp_key_names_are_case_insensitive(tmp_path):
     assert known == [{"key": "HeartbeatInterval", "readonly": False, "value": "120"}] and unknown == []
 
 
+def test_only_ocpp_key_names_are_case_insensitive(tmp_path):
+    s = make(tmp_path)
+    assert s.find("metervaluessampleddata").name == "MeterValuesSampledData"
+    assert s.find("METERVALUESSAMPLEDDATAMAXLENGTH").name == "MeterValuesSampledDataMaxLength"
+    assert s.find("AMP") is None and s.find("OCPPH") is None  # API keys and aliases: exact names
+    assert s.change_configuration("amp", "10") == "NotSupported"  # not an OCPP key
+    assert s.change_configuration("heartbeatintervalx", "10") == "NotSupported"
+
+
 def test_out_of_range_gives_clear_message_and_keeps_value(tmp_path):
     s = make(tmp_path)
     assert s.set("amp", 5) == "amp: value 5 out of range 6..32"
