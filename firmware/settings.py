@@ -33,19 +33,33 @@ _KIND_NAMES = ("boolean", "integer", "number", "string", "string", "value")
 
 
 class Setting:
-    __slots__ = ("name", "alias", "kind", "flags", "lo", "hi", "default", "value", "getter", "check")
+    # What most keys leave unset stays here, on the class: on MicroPython each
+    # attribute set on an instance is a slot in its own table (no __slots__ there).
+    alias = None
+    lo = None
+    hi = None
+    default = None
+    value = None
+    getter = None
+    check = None
 
     def __init__(self, name, kind, default, flags, lo, hi, alias, getter, check):
         self.name = name
-        self.alias = alias
         self.kind = kind
         self.flags = flags
-        self.lo = lo
-        self.hi = hi
-        self.default = default
-        self.value = default
-        self.getter = getter
-        self.check = check
+        if alias is not None:
+            self.alias = alias
+        if lo is not None:
+            self.lo = lo
+        if hi is not None:
+            self.hi = hi
+        if default is not None:
+            self.default = default
+            self.value = default
+        if getter is not None:
+            self.getter = getter
+        if check is not None:
+            self.check = check
 
     def api_name(self):
         return self.alias or self.name
