@@ -172,6 +172,34 @@ def _split(res, mods):
     return app, sum(b for m, b in mods if m in EXTRAS)
 
 
+# After every module is imported: what building the application (settings registry,
+# controller, session, buffers) adds, with the simulation board.
+_SETUP = """
+from boards.host.board import HostBoard
+from firmware.app import App
+_b = HostBoard(%r)
+gc.collect()
+_a = gc.mem_alloc()
+_app = App(_b, %r, [])
+gc.collect()
+print('RESULT ' + json.dumps({'modules': [], 'total': 0, 'setup': gc.mem_alloc() - _a,
+                              'keys': len(_app.settings.keys())}))
+"""
+
+
+def _setup_cost(mods):
+    """Heap the application's set-up takes from a ROMFS image of the host bundle, imports aside."""
+    import tempfile
+    from host_tools import image
+    bundle = Path(image.build_bundle("host")["bundle"])
+    img = bundle.parent / "bundle.romfs"
+    romfs_image(bundle, img)
+    with tempfile.TemporaryDirectory() as d:
+        code = _PRE % (["/rom", ".frozen"], []) + _MOUNT % str(img) + _IMPORTS % (mods,)
+        code = code.replace("print('RESULT '", "_r = ('RESULT '") + _SETUP % (d, d)
+        return _run_mp(code)
+
+
 def bench_romfs(quick=False, board="esp32_devkitc"):
     """RAM that importing the application from a ROMFS image costs (unix port, 64-bit),
     against the same .mpy files loaded into RAM from a filesystem."""
@@ -186,6 +214,7 @@ def bench_romfs(quick=False, board="esp32_devkitc"):
     rom = _run_mp(pre_rom + _IMPORTS % (mods,))
     objs = _run_mp(pre_rom + _QSTR_ROOM + _IMPORTS % (mods,))
     fs = _run_mp(_PRE % ([str(bundle), ".frozen", stubs], list(_STUBS)) + _IMPORTS % (mods,))
+    setup = _setup_cost([m for m in mods if not m.startswith("boards")])
     app_mods = [(m, b) for m, b in rom["modules"] if m not in EXTRAS]
     app_total, extras = _split(rom, rom["modules"])
     obj_total, _ = _split(objs, objs["modules"])
@@ -198,6 +227,7 @@ def bench_romfs(quick=False, board="esp32_devkitc"):
             "qstrs": sum(n for m, n in rom["qstrs"].items() if m not in EXTRAS),
             "package_qstrs": per_package([(m, n) for m, n in rom["qstrs"].items() if m not in EXTRAS]),
             "module_qstrs": rom["qstrs"],
+            "setup_bytes": setup["setup"], "settings_keys": setup["keys"],
             "filesystem_bytes": _split(fs, fs["modules"])[0],
             "filesystem_packages": per_package([(m, b) for m, b in fs["modules"] if m not in EXTRAS])}
 
@@ -344,6 +374,8 @@ def rows(res, row):
                                                                r["qstr_pools_bytes"] / 1024), "%d qstrs" % r["qstrs"])
         row("romfs: + " + ", ".join(r["extras"]), "%.1f KB" % (sum(r["extras"].values()) / 1024),
             "imported only when used")
+        row("romfs: + building the application", "%.1f KB" % (r["setup_bytes"] / 1024),
+            "settings registry (%d keys), controller, session, buffers; host board" % r["settings_keys"])
         row("import from a filesystem (.mpy in RAM, 64-bit)", "%.1f KB" % (r["filesystem_bytes"] / 1024),
             _pk(r["filesystem_packages"]))
         row("romfs: image / bundle", "%d / %d B" % (r["image_bytes"], r["bundle_bytes"]), "esp32_devkitc bundle")
