@@ -138,6 +138,8 @@ def test_ust_always_locks_the_cable(sim):
     try:
         sim.sim_set(ev="B")
         wait_sim(sim, lambda st: st["lock"])
+        # The lock output moves first; the charger reports it locked once its feedback confirms.
+        sim.wait_status(lambda st: st["cus"] == 3, keys=("lck", "cus"))
         assert sim.status("lck", "cus") == {"lck": 2, "cus": 3}
     finally:
         sim.api_set(ust=0)
