@@ -2,16 +2,19 @@
 
 - romfs: the device bundle as a ROMFS image (mpremote's builder), mounted with
   `vfs.VfsRom` on the unix port, so the bytecode runs from the image as from a
-  board's ROMFS partition; every application module is imported, dependencies
-  first, and the heap each one adds (after gc) is its import cost: what a board
-  without PSRAM pays in RAM. The image buffer is read before the baseline.
+  board's ROMFS partition; every application module (the board's too, with
+  `machine` and `network` stubbed) is imported, dependencies first, and the heap
+  each one adds (after gc) is its import cost: what a board without PSRAM pays
+  in RAM. The image buffer is read before the baseline. A second run with the
+  qstr pools grown beforehand splits that into objects and qstr pools; then the
+  set-up (App) after the imports, and the same imports from .mpy files in RAM.
 - wasm: the official MicroPython WebAssembly port (npm, 32-bit like the ESP32)
   under node: import cost per package from the .mpy bundle, data growth over a
-  whole OCPP session against an in-interpreter CSMS (host_tools/wasm_session.py),
-  and the smallest heap that session runs in.
+  whole OCPP session against an in-interpreter CSMS over a memory transport
+  (boards/host/loopback.py), and the smallest heap that session runs in.
 
-Figures are per package: evse, ocpp, api, microdot, and `core` for the modules
-directly under firmware/.
+Figures are per package: evse, ocpp, api, microdot, board, and `core` for the
+modules directly under firmware/.
 """
 import json
 import subprocess
