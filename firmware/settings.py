@@ -35,6 +35,8 @@ _KIND_NAMES = ("boolean", "integer", "number", "string", "string", "value")
 class Setting:
     # What most keys leave unset stays here, on the class: on MicroPython each
     # attribute set on an instance is a slot in its own table (no __slots__ there).
+    kind = JSON
+    flags = RW | PERSIST
     alias = None
     lo = None
     hi = None
@@ -45,8 +47,10 @@ class Setting:
 
     def __init__(self, name, kind, default, flags, lo, hi, alias, getter, check):
         self.name = name
-        self.kind = kind
-        self.flags = flags
+        if kind != JSON:
+            self.kind = kind
+        if flags != RW | PERSIST:
+            self.flags = flags
         if alias is not None:
             self.alias = alias
         if lo is not None:
@@ -63,6 +67,15 @@ class Setting:
 
     def api_name(self):
         return self.alias or self.name
+
+
+class _Status(Setting):
+    """A read-only live value: a name and its getter."""
+    flags = R
+
+    def __init__(self, name, getter):
+        self.name = name
+        self.getter = getter
 
 
 def _is_int(v):
@@ -98,7 +111,11 @@ class Settings:
         lo/hi: range for INT/FLOAT, (min, max) length for STR, allowed items and
         maximum count for CSL. check(value) -> error text or None for extra rules.
         """
-        s = Setting(name, kind, default, flags, lo, hi, alias, getter, check)
+        return self._add(Setting(name, kind, default, flags, lo, hi, alias, getter, check))
+
+    def _add(self, s):
+        name = s.name
+        alias = s.alias
         self._by_name[name] = s
         if alias:
             self._by_name[alias] = s
@@ -109,7 +126,7 @@ class Settings:
 
     def status(self, key, getter):
         """A read-only live value for the API (`ocppc`, `car`, ...)."""
-        return self.define(key, JSON, None, R, getter=getter)
+        return self._add(_Status(key, getter))
 
     def bind(self, name, getter=None, check=None):
         """Attach what a key needs from a running service: the getter of a status key,
