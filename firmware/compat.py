@@ -206,12 +206,45 @@ def pem_to_der(pem, kind=None):
 
 
 def ssl_skip_hostname_check(ctx):
-    """Accept the server certificate whatever host name it names (ocppcn); TLS
-    contexts without a check_hostname attribute have nothing to turn off."""
+    """Accept the server certificate whatever host name it names (ocppcn); its chain is
+    still verified. CPython's ssl has a switch for it. MicroPython's mbedTLS checks the
+    name whenever it is given one (it is also the SNI) and refuses CERT_REQUIRED without
+    one, and its verify callback cannot clear the mismatch: there the leaf certificate is
+    kept during the handshake, and `ssl_other_hostname` names it for a second handshake."""
     try:
         ctx.check_hostname = False
     except AttributeError:
         pass
+    inner = getattr(ctx, "_context", None)
+    if inner is not None and hasattr(inner, "verify_callback"):
+        leaf = []
+
+        def keep_leaf(cert, depth):
+            if depth == 0:
+                leaf[:] = [bytes(cert)]  # the memoryview is only valid during the call
+            return 0  # 0: leave the verdict to mbedTLS
+        inner.verify_callback = keep_leaf
+        ctx.leaf_seen = leaf
+
+
+def ssl_other_hostname(ctx, host):
+    """After a handshake with `host` failed: the host name the server's certificate gives,
+    when the name check is off (ssl_skip_hostname_check) on a runtime that checks it anyway;
+    connecting again with it verifies the chain as usual. None when there is nothing to retry."""
+    leaf = getattr(ctx, "leaf_seen", None)
+    if not leaf:
+        return None
+    from firmware.x509 import Certificate
+    try:
+        names = Certificate(leaf[0]).host_names()
+    except (ValueError, IndexError, UnicodeError):
+        return None
+    for name in names:
+        if name.startswith("*."):
+            name = "x" + name[1:]  # a host the wildcard covers
+        if name != host:
+            return name
+    return None
 
 
 def create_ssl_context(verify, cadata=None, cafile=None, certfile=None, keyfile=None,

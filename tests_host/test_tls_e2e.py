@@ -204,3 +204,68 @@ def test_changing_tls_settings_reconnects_with_them(sims, runtime, tmp_path, ca,
     st = sim.wait_status(lambda s: s["ocppc"] is False and s["ocpple"] and "failed" in s["ocpple"],
                          keys=("ocpple", "ocppc"))
     assert "RECON" in st["ocpple"]
+
+
+# ---- ocppcn: a server certificate that names another host ------------------------------
+
+def wrong_name_server(tmp_path):
+    """A server context whose self-signed certificate names csms.wrong-name.example only
+    (the charger connects to 127.0.0.1), and that certificate's PEM."""
+    import datetime
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "csms.wrong-name.example")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("csms.wrong-name.example")]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    (tmp_path / "wrong.pem").write_text(pem)
+    (tmp_path / "wrong-key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(tmp_path / "wrong.pem"), str(tmp_path / "wrong-key.pem"))
+    return ctx, pem
+
+
+@pytest.fixture
+def wrong_name_csms(tmp_path):
+    ctx, pem = wrong_name_server(tmp_path)
+    c = CsmsThread(ssl=ctx)
+    yield c, pem
+    c.close_checked()
+
+
+def test_ocppcn_connects_to_a_server_whose_certificate_names_another_host(sims, runtime, tmp_path, wrong_name_csms):
+    csms, pem = wrong_name_csms
+    sim = sims(runtime, tmp_path / "flash", url=csms.url("CN1"),
+               sets=["ocppg=false", "ocppcn=true", "ocppsc=" + json.dumps(pem)]).start()
+    csms.wait_received("BootNotification", 1, cp_id="CN1")
+    sim.wait_status(lambda s: s["ocppa"] is True, keys=("ocppa",))
+
+
+def test_without_ocppcn_a_certificate_for_another_host_is_refused(sims, runtime, tmp_path, wrong_name_csms):
+    csms, pem = wrong_name_csms
+    sim = sims(runtime, tmp_path / "flash", url=csms.url("CN2"),
+               sets=["ocppg=false", "ocppsc=" + json.dumps(pem)]).start()
+    st = sim.wait_status(lambda s: s["ocpple"] and "failed" in s["ocpple"], keys=("ocpple", "ocppc"))
+    assert "mismatch" in st["ocpple"] or "does not match" in st["ocpple"]  # CPython / mbedTLS wording
+    assert st["ocppc"] is False and not csms.received("BootNotification", "CN2")
+
+
+def test_ocppcn_still_verifies_the_certificate_chain(sims, runtime, tmp_path, wrong_name_csms):
+    csms, _ = wrong_name_csms
+    other = make_cert(tmp_path, "other")[1].read_text()
+    sim = sims(runtime, tmp_path / "flash", url=csms.url("CN3"),
+               sets=["ocppg=false", "ocppcn=true", "ocppsc=" + json.dumps(other)]).start()
+    st = sim.wait_status(lambda s: s["ocpple"] and "failed" in s["ocpple"], keys=("ocpple", "ocppc"))
+    assert st["ocppc"] is False and not csms.received("BootNotification", "CN3")
+
