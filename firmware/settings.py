@@ -100,6 +100,7 @@ class Settings:
         self._by_name = {}
         self._order = []
         self._watchers = {}
+        self._ocpp_rules = {}
         self._stored = {}
         self.save_count = 0
 
@@ -172,6 +173,12 @@ class Settings:
         if lst is None:
             self._watchers[s.name] = lst = []
         lst.append(fn)
+
+    def ocpp_rule(self, name, fn):
+        """ChangeConfiguration of this key answers fn(valid value) -> OCPP status, and fn
+        applies the value itself: for keys the central system may change less freely
+        than the local API (SecurityProfile)."""
+        self._ocpp_rules[self.find(name).name] = fn
 
     # -- load and save ----------------------------------------------------
     def load(self):
@@ -374,6 +381,10 @@ class Settings:
                     v = float(t)
                 except ValueError:
                     return "Rejected"
+        rule = self._ocpp_rules.get(s.name)
+        if rule is not None:
+            v, err = self.validate(s, v)
+            return "Rejected" if err else rule(v)
         if self.set(s.name, v) is not None:
             return "Rejected"
         return "RebootRequired" if s.flags & REBOOT else "Accepted"

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from host_tools.runtime import device_lib
+from tests_host.certs import pem_pair
 from tests_host.mpy import run_mp
 
 pytestmark = pytest.mark.micropython
@@ -35,7 +36,7 @@ def test_ocpp_names_are_accepted_case_insensitively(tmp_path):
 
 
 def test_secrets_are_stored_but_read_as_none(tmp_path):
-    out = mp_config(tmp_path, "config.set(AuthorizationKey='0123456789abcdef', ocppck='KEY')\n"
+    out = mp_config(tmp_path, "config.set(AuthorizationKey='0123456789abcdef', ocppck=%r)\n" % pem_pair()[1] +
                               "print(json.dumps([config.get('AuthorizationKey'), config.get('ocppck')]))")
     assert json.loads(out) == [None, None]
     assert json.loads((tmp_path / "settings.json").read_text())["AuthorizationKey"] == "0123456789abcdef"

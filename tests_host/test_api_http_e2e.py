@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from tests_host.certs import pem_pair
 from tests_host.conftest import RUNTIMES
 from tests_host.harness import Sim
 
@@ -247,9 +248,11 @@ def test_concurrent_clients_are_all_answered(sim):
 # ---- secrets ---------------------------------------------------------------------
 
 def test_secrets_are_write_only(sim):
-    assert sim.api_set(ocppck="PRIVATE-KEY-PEM", AuthorizationKey="0123456789abcdef0123") == \
+    key = pem_pair()[1]
+    secret_line = key.splitlines()[1]
+    assert sim.api_set(ocppck=key, AuthorizationKey="0123456789abcdef0123") == \
         (200, {"ocppck": True, "AuthorizationKey": True})
     st = sim.status()
     assert st["ocppck"] is None and st["AuthorizationKey"] is None
-    assert "PRIVATE-KEY-PEM" not in json.dumps(st) and "0123456789abcdef0123" not in "\n".join(sim.output)
+    assert secret_line not in json.dumps(st) and "0123456789abcdef0123" not in "\n".join(sim.output)
     sim.api_set(ocppck="", AuthorizationKey="")

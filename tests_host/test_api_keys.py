@@ -7,6 +7,7 @@ import pytest
 from boards.host.board import HostBoard
 from firmware.evse import local_limits
 from firmware.app import App
+from tests_host.certs import pem_pair
 
 
 class Rig:
@@ -183,7 +184,7 @@ def test_model_status_is_from_the_go_e_list(rig):
 
 
 def test_secrets_read_as_null(rig):
-    for k, v in (("ocppck", "-----KEY-----"), ("AuthorizationKey", "0123456789abcdef"), ("apw", "pw")):
+    for k, v in (("ocppck", pem_pair()[1]), ("AuthorizationKey", "0123456789abcdef"), ("apw", "pw")):
         assert rig.s.set(k, v) is None
         assert rig.s.api_get(k) is None
 

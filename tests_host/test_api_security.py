@@ -13,6 +13,7 @@ import urllib.request
 import pytest
 
 from firmware import log
+from tests_host.certs import pem_pair
 from tests_host.conftest import RUNTIMES
 from tests_host.harness import Sim, free_port
 from tests_host.test_api_http_e2e import slow_clients
@@ -46,8 +47,10 @@ def post_set(sim, headers=None, **kv):
 
 
 def fake_pem(size):
-    lines = [PEM_BODY[i:i + 64] for i in range(0, size - 120, 65)]
-    return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
+    """A real certificate after filler lines (text outside a PEM block is allowed) up to size."""
+    cert = pem_pair()[0]
+    lines = [PEM_BODY[i:i + 64] + "\n" for i in range(0, (size - len(cert)) // 65 * 65, 65)]
+    return "".join(lines) + cert
 
 
 # ---- POST /api/set -----------------------------------------------------------

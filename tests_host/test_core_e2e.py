@@ -95,7 +95,7 @@ def test_change_configuration_answers_accepted_rejected_notsupported_rebootrequi
     assert change("NumberOfConnectors", "2") == "Rejected"  # read-only
     assert change("HeartbeatInterval", "soon") == "Rejected"  # bad value
     assert change("NoSuchKey", "1") == "NotSupported"
-    assert change("SecurityProfile", "0") == "RebootRequired"
+    assert change("SecurityProfile", "0") == "Rejected"  # not above the current profile (whitepaper A05.FR.01)
     assert sim.status("MinimumStatusDuration")["MinimumStatusDuration"] == 3
 
 

@@ -269,3 +269,91 @@ def test_ocppcn_still_verifies_the_certificate_chain(sims, runtime, tmp_path, wr
     st = sim.wait_status(lambda s: s["ocpple"] and "failed" in s["ocpple"], keys=("ocpple", "ocppc"))
     assert st["ocppc"] is False and not csms.received("BootNotification", "CN3")
 
+
+# ---- certificate material checked when written -----------------------------------------
+
+def test_malformed_or_mismatched_tls_material_is_refused_and_the_previous_kept(sims, runtime, tmp_path):
+    from tests_host.certs import pem_pair
+    sim = sims(runtime, tmp_path / "flash").start()
+    cert, key = pem_pair("charger-1")
+    assert post_set(sim, ocppsc=cert, ocppcc=cert, ocppck=key) == (200, {"ocppsc": True, "ocppcc": True,
+                                                                        "ocppck": True})
+    code, body = post_set_error(sim, ocppsc="not a PEM")
+    assert code == 500 and body == {"ocppsc": "ocppsc: not PEM: no -----BEGIN ...----- block"}
+    code, body = post_set_error(sim, ocppsc=cert.replace("\n", "\n!", 3))
+    assert code == 500 and "not base64" in body["ocppsc"]
+    code, body = post_set_error(sim, ocppck=pem_pair("charger-2")[1])
+    assert code == 500 and "do not belong together" in body["ocppck"]
+    code, body = sim.get("/api/set?ocppcc=%22-----BEGIN%20CERTIFICATE-----%5CnAAAA%5Cn-----END%20CERTIFICATE-----%22")
+    assert code == 500 and "not an X.509 certificate" in body["ocppcc"]
+    assert sim.status("ocppsc", "ocppcc") == {"ocppsc": cert, "ocppcc": cert}
+    assert json.loads((tmp_path / "flash" / "settings.json").read_text())["ocppck"] == key
+
+
+def post_set_error(sim, **kv):
+    import urllib.error
+    try:
+        return post_set(sim, **kv)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+# ---- SecurityProfile over OCPP (whitepaper A05) ----------------------------------------
+
+AUTH_KEY = "0123456789abcdef0123456789abcdef"
+
+
+def profile_of(csms, cp_id):
+    conf = csms.call(cp_id, "GetConfiguration", {"key": ["SecurityProfile"]})["configurationKey"]
+    return conf[0]["value"]
+
+
+def connections(csms, cp_id):
+    return [c for c in csms.csms.connections if c.id == cp_id]
+
+
+def test_security_profile_cannot_be_lowered_over_ocpp(sims, runtime, tmp_path, tls_csms):
+    csms, pem = tls_csms
+    sims(runtime, tmp_path / "flash", url=csms.url("SP1"),
+         sets=["ocppg=false", "ocppsc=" + json.dumps(pem), "AuthorizationKey=" + json.dumps(AUTH_KEY),
+               "SecurityProfile=2"]).start()
+    csms.wait_received("BootNotification", 1, cp_id="SP1")
+    assert csms.csms.auth_headers[-1].startswith("Basic ")
+    for lower in ("1", "0", "2"):
+        assert csms.call("SP1", "ChangeConfiguration", {"key": "SecurityProfile", "value": lower}) == \
+            {"status": "Rejected"}
+    assert profile_of(csms, "SP1") == "2"
+    assert len(connections(csms, "SP1")) == 1  # no reconnect either
+
+
+def test_raising_the_security_profile_reconnects_with_it(sims, runtime, tmp_path, tls_csms):
+    csms, pem = tls_csms
+    sims(runtime, tmp_path / "flash", url=csms.url("SP2"),
+         sets=["ocppg=false", "ocppss=true", "ocppsc=" + json.dumps(pem),
+               "AuthorizationKey=" + json.dumps(AUTH_KEY), "SecurityProfile=1"]).start()
+    csms.wait_received("BootNotification", 1, cp_id="SP2")
+    assert csms.call("SP2", "ChangeConfiguration", {"key": "SecurityProfile", "value": "3"}) == \
+        {"status": "Rejected"}  # no client certificate
+    assert csms.call("SP2", "ChangeConfiguration", {"key": "SecurityProfile", "value": "2"}) == \
+        {"status": "Accepted"}
+    csms.wait_for(lambda: len(connections(csms, "SP2")) == 2)
+    assert profile_of(csms, "SP2") == "2"
+    csms.wait_for(lambda: json.loads((tmp_path / "flash" / "settings.json").read_text())
+                  .get("SecurityProfile") == 2)
+
+
+def test_a_raised_profile_that_cannot_connect_falls_back_to_the_previous(sims, runtime, tmp_path, tls_csms):
+    csms, _ = tls_csms
+    # Profile 1 connects without verifying the server (ocppss); profile 2 always verifies,
+    # and ocppsc is not the CSMS's certificate: the raise cannot connect.
+    other = make_cert(tmp_path, "other")[1].read_text()
+    sim = sims(runtime, tmp_path / "flash", url=csms.url("SP3"),
+               sets=["ocppg=false", "ocppss=true", "ocppsc=" + json.dumps(other),
+                     "AuthorizationKey=" + json.dumps(AUTH_KEY), "SecurityProfile=1"]).start()
+    csms.wait_received("BootNotification", 1, cp_id="SP3")
+    assert csms.call("SP3", "ChangeConfiguration", {"key": "SecurityProfile", "value": "2"}) == \
+        {"status": "Accepted"}
+    csms.wait_for(lambda: len(connections(csms, "SP3")) == 2, timeout=60)
+    assert profile_of(csms, "SP3") == "1"
+    assert "back to 1" in "\n".join(sim.output)
+    assert json.loads((tmp_path / "flash" / "settings.json").read_text())["SecurityProfile"] == 1

@@ -5,12 +5,12 @@ messages they can send on demand (`register_trigger`). Rules: README.md.
 """
 import asyncio
 
-from firmware import log
+from firmware import log, x509
 from firmware.compat import create_ssl_context, sleep_ms, ssl_skip_hostname_check, ticks_add, ticks_diff, ticks_ms
 from firmware.ocpp.rpc import CallError, CallTimeout, NotConnected, Rpc
 from firmware.ocpp.websocket import (Backoff, ConnectionClosed, WebSocket, WebSocketError,
                                      basic_auth_header, parse_url)
-from firmware.settings import BOOL, INT, OCPP, PERSIST, REBOOT, RW, SECRET, STR, URL_PASSWORD, W
+from firmware.settings import BOOL, INT, OCPP, PERSIST, RW, SECRET, STR, URL_PASSWORD, W
 
 # Retry a BootNotification after this when the CSMS gives interval 0 or never answers.
 DEFAULT_BOOT_RETRY_S = 30
@@ -19,9 +19,10 @@ CONNECT_TIMEOUT_MS = 10000
 # Refused until the registration is Accepted (Pending: OCPP 1.6 section 4.2).
 _ONLY_WHEN_ACCEPTED = ("RemoteStartTransaction", "RemoteStopTransaction")
 _REFUSED = {"status": "Rejected"}
+_PROFILE_TRIES = 3  # failed connects with a raised SecurityProfile before falling back
 
 
-def _check_url(v):
+def _check_url(settings, v):
     if v and not (v.startswith("ws://") or v.startswith("wss://")):
         return "URL must start with ws:// or wss://"
     if v:
@@ -29,12 +30,59 @@ def _check_url(v):
             parse_url(v)
         except ValueError as e:
             return str(e)
+        p = settings.find("SecurityProfile")
+        if p is not None and p.value >= 2 and v.startswith("ws:"):
+            return "SecurityProfile %d needs wss:// (lower SecurityProfile first for ws://)" % p.value
     return None
 
 
 def _check_key(v):
     if v and not 16 <= len(v) <= 40:
         return "AuthorizationKey must be 16 to 40 characters"
+    return None
+
+
+# Certificates and keys are checked when written: a malformed one is refused with its reason,
+# instead of failing every later connection obscurely. The walker is firmware/x509.py.
+def _check_ca(v):
+    if v:
+        try:
+            x509.load_certificates(v)
+        except ValueError as e:
+            return str(e)
+    return None
+
+
+def _check_client_pair(settings, cert_pem, key_pem, other):
+    """The client certificate and its key: each well formed, and one pair when both are set."""
+    try:
+        cert = x509.load_certificates(cert_pem)[0] if cert_pem else None
+        key = x509.load_private_key(key_pem) if key_pem else None
+    except ValueError as e:
+        return str(e)
+    if cert is not None and key is not None and x509.key_matches(cert, key) is False:
+        return "certificate and private key (ocppcc, ocppck) do not belong together; " \
+               "to replace both, clear %s first" % other
+    return None
+
+
+def _value(settings, name):
+    s = settings.find(name)  # None while the keys are still being defined
+    return s.value if s is not None else ""
+
+
+def profile_missing(settings, profile):
+    """What SecurityProfile `profile` lacks to connect (whitepaper A05.FR.02-04, and wss://
+    for the TLS profiles), or None."""
+    if profile in (1, 2) and not settings.get("AuthorizationKey"):
+        return "an AuthorizationKey"
+    if profile >= 2:
+        if not settings.get("ocppu").startswith("wss:"):
+            return "a wss:// URL"
+        if not settings.get("ocppsc"):
+            return "the central system's root certificate (ocppsc)"
+    if profile == 3 and not (settings.get("ocppcc") and settings.get("ocppck")):
+        return "a client certificate and its key (ocppcc, ocppck)"
     return None
 
 
@@ -46,18 +94,20 @@ _TLS_KEYS = ("ocppsc", "ocppss", "ocppcn", "ocppcc", "ocppck", "ocppg")
 def define_keys(settings):
     d = settings.define
     d("ocppe", BOOL, False)
-    d("ocppu", STR, "", RW | PERSIST | URL_PASSWORD, hi=512, check=_check_url)
+    d("ocppu", STR, "", RW | PERSIST | URL_PASSWORD, hi=512, check=lambda v: _check_url(settings, v))
     d("ocppg", BOOL, True)
     d("ocppcn", BOOL, False)
     d("ocppss", BOOL, False)
-    d("ocppsc", STR, "", hi=8192)
-    d("ocppcc", STR, "", hi=8192)
-    d("ocppck", STR, "", flags=W | PERSIST | SECRET, hi=8192)
+    d("ocppsc", STR, "", hi=8192, check=_check_ca)
+    d("ocppcc", STR, "", hi=8192,
+      check=lambda v: _check_client_pair(settings, v, _value(settings, "ocppck"), "ocppck"))
+    d("ocppck", STR, "", flags=W | PERSIST | SECRET, hi=8192,
+      check=lambda v: _check_client_pair(settings, _value(settings, "ocppcc"), v, "ocppcc"))
     d("ocpprl", BOOL, False)
     d("HeartbeatInterval", INT, 300, RW | PERSIST | OCPP, 0, 86400, alias="ocpph")
     d("WebSocketPingInterval", INT, 60, RW | PERSIST | OCPP, 0, 3600)
     d("AuthorizationKey", STR, "", W | PERSIST | SECRET | OCPP, check=_check_key)
-    d("SecurityProfile", INT, 0, RW | PERSIST | OCPP | REBOOT, 0, 3)
+    d("SecurityProfile", INT, 0, RW | PERSIST | OCPP, 0, 3)
     st = settings.status
     for k in ("ocpps", "ocppc", "ocppca", "ocppa", "ocppaa"):
         st(k, None)  # bound by OcppSession
@@ -129,6 +179,9 @@ class OcppSession:
         b("ocppca", lambda: self.connected_ms)
         b("ocppa", lambda: self.online.is_set())
         b("ocppaa", lambda: self.accepted_ms)
+        self._fallback = None  # [previous SecurityProfile, failed connects] while a raised one is tried
+        settings.watch("SecurityProfile", self._profile_changed)
+        settings.ocpp_rule("SecurityProfile", self._raise_profile)
 
     # -- for the feature profiles ----------------------------------------------
     def on_online(self, fn):
@@ -179,6 +232,43 @@ class OcppSession:
         # Certificates and checks are taken at connect time: a wss session starts anew.
         if self.settings.get("ocppu").startswith("wss:"):
             self._reconnect()
+
+    # -- SecurityProfile (security whitepaper, use case A05) ----------------------
+    def _raise_profile(self, p):
+        """ChangeConfiguration SecurityProfile: only upwards, and only with the new profile's
+        material in place; then the charger reconnects with it, and falls back to the
+        previous profile when it cannot connect. (The local API may set any value.)"""
+        cur = self.settings.get("SecurityProfile")
+        missing = profile_missing(self.settings, p) if p > cur else "a value above %d" % cur
+        if missing:
+            log.warn("ChangeConfiguration SecurityProfile %d Rejected: needs %s" % (p, missing))
+            return "Rejected"
+        # Saved once a connection with it succeeds: a reboot before that comes back with `cur`.
+        self.settings.set("SecurityProfile", p, save=False)
+        self._fallback = [cur, 0]
+        return "Accepted"
+
+    def _profile_changed(self, _setting=None):
+        self._fallback = None  # a change of the local API is final (_raise_profile sets it after)
+        self._reconnect()
+
+    def _connect_failed(self):
+        fb = self._fallback
+        if fb is None:
+            return
+        fb[1] += 1
+        if fb[1] >= _PROFILE_TRIES:
+            log.error("SecurityProfile %d: no connection in %d tries, back to %d"
+                      % (self.settings.get("SecurityProfile"), fb[1], fb[0]))
+            self.settings.set("SecurityProfile", fb[0])
+
+    def _connect_succeeded(self):
+        if self._fallback is not None:
+            self._fallback = None
+            try:
+                self.settings.save()  # the raised SecurityProfile connected: it stays
+            except OSError as e:
+                log.error("settings not saved: %s" % e)
 
     def _log_frame(self, direction, text):
         keys = self.settings.keys()
@@ -238,8 +328,10 @@ class OcppSession:
                     continue
             except (WebSocketError, OSError, ValueError, asyncio.TimeoutError) as e:
                 log.error(log.hide("OCPP connect to %s failed: %s" % (url, e), url))
+                self._connect_failed()
                 await self._pause(self._wake, self._backoff.next_ms())
                 continue
+            self._connect_succeeded()
             try:
                 await self._serve(ws)
             except Exception as e:  # never let the session task die
@@ -249,22 +341,27 @@ class OcppSession:
     async def _connect(self, url):
         s = self.settings
         secure, host, port, path = parse_url(url)
+        profile = s.get("SecurityProfile")
+        missing = profile_missing(s, profile)
+        if missing:
+            raise ValueError("SecurityProfile %d needs %s" % (profile, missing))
         headers = []
         key = s.get("AuthorizationKey")
-        if key:
+        if key and profile != 3:  # profile 3 authenticates with the client certificate
             headers.append(("Authorization", basic_auth_header(_cp_id(path), key)))
         ctx = None
         if secure:
-            ctx = self._tls_context()
+            ctx = self._tls_context(profile >= 2)
         log.info("OCPP connecting to " + log.mask_url(url))
         return await self.connect(url, ("ocpp1.6",), headers, ctx, MAX_MESSAGE, CONNECT_TIMEOUT_MS)
 
-    def _tls_context(self):
+    def _tls_context(self, strict=False):
         """The TLS settings: ocppsc the CA (PEM) to trust, ocppg the default CA store
         too, ocppss no server verification, ocppcn no host name check, ocppcc/ocppck
-        the client certificate and key (PEM) for mutual TLS."""
+        the client certificate and key (PEM) for mutual TLS. strict (SecurityProfile 2
+        and 3): the server is always verified, its name included (whitepaper A00.FR.307-308)."""
         s = self.settings
-        verify = not s.get("ocppss")
+        verify = strict or not s.get("ocppss")
         ca = s.get("ocppsc") or None
         store = s.get("ocppg")
         if verify and not ca and not store:
@@ -274,7 +371,7 @@ class OcppSession:
         if key and not cert:
             raise ValueError("ocppck is set but ocppcc (client certificate) is empty")
         ctx = create_ssl_context(verify=verify, cadata=ca, default_store=store, certdata=cert, keydata=key)
-        if s.get("ocppcn"):
+        if s.get("ocppcn") and verify and not strict:
             ssl_skip_hostname_check(ctx)
         return ctx
 
