@@ -2,6 +2,7 @@
 ChangeConfiguration (use case A05), what each profile needs to connect, the fallback
 after a raise that cannot connect, and certificates and keys checked when written."""
 import asyncio
+import json
 
 import pytest
 
@@ -190,3 +191,13 @@ def test_a_stored_key_that_does_not_match_is_dropped_at_load(pair):
     define_keys(settings)
     assert settings.get("ocppcc") == pair[0] and settings.get("ocppck") == ""
     assert any("ocppck" in e for e in errors)
+
+
+def test_the_repl_refuses_malformed_material_like_http(tmp_path, pair):
+    """config.set on MicroPython (the installer's REPL) runs the same checks."""
+    from tests_host.test_api_config_repl import mp_config
+    out = mp_config(tmp_path, "print(json.dumps(config.set(ocppsc='junk', ocppcc=%r, ocppck=%r)))"
+                    % (pair[0], pem_pair("other")[1]))
+    assert json.loads(out) == {"ocppsc": "ocppsc: not PEM: no -----BEGIN ...----- block", "ocppcc": True,
+                               "ocppck": "ocppck: certificate and private key (ocppcc, ocppck) do not belong "
+                                         "together; to replace both, clear ocppcc first"}

@@ -5,7 +5,7 @@ messages they can send on demand (`register_trigger`). Rules: README.md.
 """
 import asyncio
 
-from firmware import log, x509
+from firmware import log
 from firmware.compat import create_ssl_context, sleep_ms, ssl_skip_hostname_check, ticks_add, ticks_diff, ticks_ms
 from firmware.ocpp.rpc import CallError, CallTimeout, NotConnected, Rpc
 from firmware.ocpp.websocket import (Backoff, ConnectionClosed, WebSocket, WebSocketError,
@@ -43,9 +43,11 @@ def _check_key(v):
 
 
 # Certificates and keys are checked when written: a malformed one is refused with its reason,
-# instead of failing every later connection obscurely. The walker is firmware/x509.py.
+# instead of failing every later connection obscurely. The walker is firmware/x509.py,
+# imported when a value is checked: a charger without TLS material never loads it.
 def _check_ca(v):
     if v:
+        from firmware import x509
         try:
             x509.load_certificates(v)
         except ValueError as e:
@@ -53,8 +55,11 @@ def _check_ca(v):
     return None
 
 
-def _check_client_pair(settings, cert_pem, key_pem, other):
+def _check_client_pair(cert_pem, key_pem, other):
     """The client certificate and its key: each well formed, and one pair when both are set."""
+    if not (cert_pem or key_pem):
+        return None
+    from firmware import x509
     try:
         cert = x509.load_certificates(cert_pem)[0] if cert_pem else None
         key = x509.load_private_key(key_pem) if key_pem else None
@@ -100,9 +105,9 @@ def define_keys(settings):
     d("ocppss", BOOL, False)
     d("ocppsc", STR, "", hi=8192, check=_check_ca)
     d("ocppcc", STR, "", hi=8192,
-      check=lambda v: _check_client_pair(settings, v, _value(settings, "ocppck"), "ocppck"))
+      check=lambda v: _check_client_pair(v, _value(settings, "ocppck"), "ocppck"))
     d("ocppck", STR, "", flags=W | PERSIST | SECRET, hi=8192,
-      check=lambda v: _check_client_pair(settings, _value(settings, "ocppcc"), v, "ocppcc"))
+      check=lambda v: _check_client_pair(_value(settings, "ocppcc"), v, "ocppcc"))
     d("ocpprl", BOOL, False)
     d("HeartbeatInterval", INT, 300, RW | PERSIST | OCPP, 0, 86400, alias="ocpph")
     d("WebSocketPingInterval", INT, 60, RW | PERSIST | OCPP, 0, 3600)
