@@ -47,8 +47,11 @@ def post_set(sim, headers=None, **kv):
 
 
 def fake_pem(size):
-    """A real certificate after filler lines (text outside a PEM block is allowed) up to size."""
+    """A real certificate after filler lines (text outside a PEM block is allowed) up to size,
+    without "=" (base64 padding), as a form body must be for the test of a field without "="."""
     cert = pem_pair()[0]
+    while "=" in cert:
+        cert = pem_pair()[0]
     lines = [PEM_BODY[i:i + 64] + "\n" for i in range(0, (size - len(cert)) // 65 * 65, 65)]
     return "".join(lines) + cert
 
