@@ -537,6 +537,17 @@ def test_temperature_cutoff_opens_and_recovers_with_hysteresis():
     assert r.ctrl.fault == 0
 
 
+def test_temperature_sensor_raising_limits_to_minimum_current_without_a_fault():
+    r = Rig(temperature=True)
+    r.plug_and_charge(16)
+
+    def broken():
+        raise OSError("i2c")
+    r.d.temperature.read_c = broken
+    r.step(60)
+    assert r.ctrl.offered_amps == 6 and r.ctrl.fault == 0 and r.ctrl.contactor_closed
+
+
 def test_failed_temperature_sensor_limits_to_minimum_current():
     r = Rig(temperature=True)
     r.plug_and_charge(16)

@@ -14,7 +14,8 @@ Checked after every control tick:
 - the phase relay only moves with the contactor open;
 - a welded contactor stays latched until reset_fault() succeeds;
 - an exception inside a driver during a tick leaves the contactor open, the PWM
-  off and a fault latched; a failing meter (ok False, or raising) changes none
+  off and a fault latched, but for the temperature sensor, whose failed reading
+  limits the offer to 6 A; a failing meter (ok False, or raising) changes none
   of the above.
 """
 import random
@@ -227,6 +228,11 @@ def boom(chk, name, method):
         chk.tick()
     finally:
         delattr(drv, method)
+    if calls and name == "temperature":
+        # A sensor that cannot be read is no fault: the guard limits the offer to the
+        # minimum current until a reading succeeds (firmware/evse/temperature.py).
+        assert not r.ctrl.offering or r.ctrl.offered_amps <= 6
+        return
     if calls:
         assert r.d.contactor.level == 0, name
         assert r.d.pilot_pwm.duty_u16() == 65535
