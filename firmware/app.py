@@ -86,7 +86,7 @@ class App:
         data_transfer.register_vendor(session.boot_info["chargePointVendor"],
                                       lambda mid, data: api_values(s, mid, data))
         self.add(Reset(s, tx, queue, self.request_reboot))
-        status = self.add(StatusReporter(s, clock, session, c, holds))
+        status = self.status_reporter = self.add(StatusReporter(s, clock, session, c, holds, transactions=tx))
         # Messages sent on demand (TriggerMessage), besides the session's own.
         session.register_trigger("StatusNotification", status.trigger)
         session.register_trigger("MeterValues", meter_values.trigger)
