@@ -77,6 +77,7 @@ class App:
         tx = self.transactions = self.add(Transactions(
             s, c, energy, clock, store, queue, auth, cards, holds,
             take_rfid=getattr(board, "take_rfid", None), rebooting=lambda: self.reboot is not None))
+        api_keys.follow(tx)  # wh: the energy of the session's transactions
         meter_values = self.add(Metering(s, clock, c, energy, session, queue, store, tx))
         availability = self.availability = self.add(Availability(store, c, tx, holds))
         self.add(Configuration(s))
