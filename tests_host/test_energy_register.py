@@ -123,7 +123,7 @@ EVENTS = st.one_of(
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(acs=st.sampled_from([0, 1]), events=st.lists(EVENTS, min_size=1, max_size=20))
+@given(acs=st.sampled_from([0, 1]), events=st.lists(EVENTS, min_size=8, max_size=30))
 def test_every_energy_figure_comes_from_one_register(acs, events):
     with tempfile.TemporaryDirectory() as d:
         r = Run(d, acs)

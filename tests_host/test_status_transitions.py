@@ -174,11 +174,12 @@ def _card(s):
         t.grant("CARD1")
 
 
+AVAIL = st.tuples(st.just("avail"), st.tuples(st.sampled_from([0, 1]), st.booleans()))
 EVENTS = st.one_of(
     st.tuples(st.just("ev"), st.sampled_from("AABBCCDEF")),
     st.tuples(st.just("card"), st.none()),
     st.tuples(st.just("remote_stop"), st.none()),
-    st.tuples(st.just("avail"), st.tuples(st.sampled_from([0, 1]), st.booleans())),
+    AVAIL, AVAIL,
     st.tuples(st.just("frc"), st.sampled_from([0, 1, 2])),
     st.tuples(st.just("rcd"), st.booleans()),
     st.tuples(st.just("hot"), st.booleans()),
@@ -226,7 +227,7 @@ st_gap = [60]  # ms stepped after each event: events land between ticks and rule
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(acs=st.sampled_from([0, 1]), hold=st.sampled_from([0, 0, 1, 3]), gap=st.sampled_from([20, 60, 100, 240]),
-       events=st.lists(EVENTS, min_size=1, max_size=40))
+       events=st.lists(EVENTS, min_size=8, max_size=40))
 def test_every_published_status_transition_is_in_the_table(acs, hold, gap, events):
     st_gap[0] = gap
     with tempfile.TemporaryDirectory() as d:
@@ -276,3 +277,17 @@ def test_a_new_card_after_finishing_reports_preparing_before_charging():
 def test_inoperative_while_preparing_reports_available_before_unavailable():
     seen, _ = _run([("acs", 1)], [("ev", "B"), ("avail", (1, False))])
     assert seen == ["Available", "Preparing", "Available", "Unavailable"]
+
+
+def test_operative_again_after_a_transaction_ended_while_unavailable_reports_preparing_before_finishing():
+    # Inoperative is Scheduled during the transaction, applies at its stop (EV plugged).
+    seen, bugs = _run([("acs", 0)], [("ev", "C"), ("avail", (1, False)), ("remote_stop", None),
+                                     ("avail", (1, True)), ("ev", "A")])
+    assert seen == ["Available", "Preparing", "Charging", "Unavailable", "Preparing", "Finishing", "Available"]
+    assert bugs == 0
+
+
+def test_unplugged_transaction_made_unavailable_at_its_stop_goes_from_suspended_ev_to_unavailable():
+    seen, bugs = _run([("acs", 0), ("StopTransactionOnEVSideDisconnect", False)],
+                      [("ev", "C"), ("ev", "A"), ("avail", (1, False)), ("remote_stop", None), ("avail", (1, True))])
+    assert seen == ["Available", "Preparing", "Charging", "SuspendedEV", "Unavailable", "Available"] and bugs == 0
