@@ -75,8 +75,8 @@ def _raised_reasons():
     found = set(re.findall(r'_latch\(Err\.\w+, "(\w+)"\)', src))
     found |= set(re.findall(r'reason = "(\w+)"', src))
     found |= set(re.findall(r'self\._reason = "(\w+)"', src))
-    found |= set(re.findall(r'"(\w+)" if \w+ == Err\.\w+ else "(\w+)"', src)[0]) if re.search(
-        r'"(\w+)" if \w+ == Err\.\w+ else "(\w+)"', src) else set()
+    for pair in re.findall(r'"(\w+)" if \w+ == Err\.\w+ else "(\w+)"', src):
+        found |= set(pair)  # _latch(f, "Welded" if f == Err.CONTACTOR_STUCK else "ContactorMissing")
     found |= set(re.findall(r'"(Pilot\w)"', src))
     return sorted(found)
 
