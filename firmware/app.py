@@ -77,6 +77,7 @@ class App:
         tx = self.transactions = self.add(Transactions(
             s, c, energy, clock, store, queue, auth, cards, holds,
             take_rfid=getattr(board, "take_rfid", None), rebooting=lambda: self.reboot is not None))
+        api_keys.follow(tx)  # wh: the energy of the session's transactions
         meter_values = self.add(Metering(s, clock, c, energy, session, queue, store, tx))
         availability = self.availability = self.add(Availability(store, c, tx, holds))
         self.add(Configuration(s))
@@ -86,7 +87,7 @@ class App:
         data_transfer.register_vendor(session.boot_info["chargePointVendor"],
                                       lambda mid, data: api_values(s, mid, data))
         self.add(Reset(s, tx, queue, self.request_reboot))
-        status = self.add(StatusReporter(s, clock, session, c, holds))
+        status = self.status_reporter = self.add(StatusReporter(s, clock, session, c, holds, transactions=tx))
         # Messages sent on demand (TriggerMessage), besides the session's own.
         session.register_trigger("StatusNotification", status.trigger)
         session.register_trigger("MeterValues", meter_values.trigger)

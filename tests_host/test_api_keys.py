@@ -1,7 +1,7 @@
 """The go-e charger keys wired to the charge controller, in process: the whole
-App over the simulated board, stepped with a fake clock (no sockets, no sleeps).
-The session is authorized directly here; the transaction module does that in
-the running charger."""
+App over the simulated board, stepped with a fake clock (no sockets, no sleeps):
+control ticks, the transaction rules and the energy counter as the running
+charger schedules them."""
 import pytest
 
 from boards.host.board import HostBoard
@@ -25,12 +25,14 @@ class Rig:
             self.now += 20
             self.board.step(self.now)
             self.c.tick(self.now)
+            if self.now % 100 == 0:
+                self.app.transactions.step(self.now)
             if self.now % 1000 == 0:
+                self.app.energy.update(self.now)
                 self.limits.check(self.now)
 
     def charge(self):
-        self.board.sim_set("ev", "C")
-        self.c.authorize(True)
+        self.board.sim_set("ev", "C")  # acs 0: a transaction starts on plug-in
         self.run(1500)
         assert self.c.contactor_closed
         return self

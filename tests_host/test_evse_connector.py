@@ -78,7 +78,7 @@ def test_every_goe_err_maps_to_an_ocpp_error_code(err):
     assert (code == "NoError") == (err == 0)
 
 
-@pytest.mark.parametrize("reason,code", [("PilotE", "EVCommunicationError"), ("PilotF", "EVCommunicationError"),
+@pytest.mark.parametrize("reason,code", [("PilotE", "OtherError"), ("PilotF", "OtherError"),
                                          ("Internal", "InternalError"), ("VentilationRequired", "OtherError")])
 def test_unknown_err_is_told_apart_for_ocpp(reason, code):
     assert connector.ocpp_error_code(state(fault=Err.UNKNOWN, vendor_error_code=reason)) == code

@@ -187,7 +187,7 @@ def test_pilot_e_is_a_fault_that_ends_with_the_short():
     r.ev = "E"
     r.step(3)
     assert r.ctrl.ocpp_status == "Faulted"
-    assert r.ctrl.ocpp_error_code == "EVCommunicationError"
+    assert r.ctrl.ocpp_error_code == "OtherError" and r.ctrl.vendor_error_code == "PilotE"
     r.ev = "C"
     r.step(10)
     assert r.ctrl.fault == 0

@@ -381,3 +381,27 @@ def test_each_write_is_dated_when_the_clock_is_known_and_read_back_at_boot(tmp_p
     ec.update(1000)
     assert store.read_json("energy.json")[0]["t"] == 1_800_000_000
     assert counter(store, FakeMeter(0.0)).saved_time == 1_800_000_000
+
+
+def test_flush_takes_the_meters_latest_reading_so_meter_stop_is_current(tmp_path):
+    store = Store(str(tmp_path))
+    meter = FakeMeter(1000.0)
+    ec = counter(store, meter)
+    ec.update(0)
+    meter.energy_wh = 1003.4  # counted since the last periodic update
+    ec.flush()
+    assert ec.total_wh == 1003
+    assert store.read_json("energy.json")[0]["wh"] == 1003
+    meter.energy_wh = 1004.0
+    ec.update(1000)
+    assert ec.total_wh == 1004  # the fraction carried on
+
+
+def test_flush_ignores_a_failed_meter(tmp_path):
+    meter = FakeMeter(1000.0)
+    ec = counter(Store(str(tmp_path)), meter)
+    ec.update(0)
+    meter.ok = False
+    meter.energy_wh = 5.0
+    ec.flush()
+    assert ec.total_wh == 1000 and ec.resets == 0

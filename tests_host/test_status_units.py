@@ -9,13 +9,36 @@ from firmware.ocpp.rpc import CallTimeout
 from firmware.settings import Settings
 
 
+# The connector model's inputs (firmware/evse/connector.py) that give each status.
+_INPUTS = {
+    "Available": dict(pilot=0),
+    "Preparing": dict(pilot=1),
+    "Charging": dict(pilot=2, authorized=True, offering=True),
+    "SuspendedEV": dict(pilot=1, authorized=True, offering=True),
+    "SuspendedEVSE": dict(pilot=2, authorized=True),
+    "Finishing": dict(pilot=1, finishing=True),
+    "Unavailable": dict(enabled=False),
+    "Faulted": dict(),
+}
+
+
 class FakeController:
+    """The controller as the reporter reads it: a status as of its last tick and
+    the connector model's inputs that give that status."""
+
     def __init__(self):
-        self.ocpp_status = "Available"
         self.ocpp_error_code = "NoError"
         self.vendor_error_code = None
-        self.fault = 0
         self.listeners = []
+        self._inputs("Available", 0)
+
+    def _inputs(self, status, fault):
+        self.ocpp_status = status
+        self.fault = fault or (Err.UNKNOWN if status == "Faulted" else 0)
+        self.enabled, self.pilot, self.authorized, self.finishing, self.offering = True, 0, False, False, False
+        for k, v in _INPUTS[status].items():
+            setattr(self, k, v)
+        self.plugged = self.pilot != 0
 
     @property
     def err(self):
@@ -25,10 +48,9 @@ class FakeController:
         self.listeners.append(fn)
 
     def set(self, status, error="NoError", vendor=None, fault=0):
-        self.ocpp_status = status
+        self._inputs(status, fault)
         self.ocpp_error_code = error
         self.vendor_error_code = vendor
-        self.fault = fault
         for fn in self.listeners:
             fn("status", status)
 

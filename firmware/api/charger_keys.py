@@ -55,25 +55,61 @@ class ChargerKeys:
             self.settings.set(key, None)
 
     def _meter_wh(self):
-        m = self.controller.meter
-        if m is not None and m.ok:
-            return m.energy_wh
-        return float(self.energy.total_wh)
+        # The one register behind eto, MeterValues and meterStart/meterStop: never
+        # the meter's own reading, which restarts, lags or leads it.
+        return self.energy.total_wh
+
+    def follow(self, transactions):
+        """Count `wh` from the transactions' own meterStart/meterStop (without a
+        call: all the register counted since plug-in)."""
+        self._txs = transactions
+        self._done = 0  # Wh of the transactions that ended in this plug-in session
+        self._tx0 = None  # register when the running transaction started (or the EV plugged in during it)
+        transactions.on_start(self._tx_started)
+        transactions.on_stop(self._tx_stopped)
+
+    def _tx_started(self, tx):
+        self._tx0 = tx.meter_start
+
+    def _tx_stopped(self, tx):
+        if self._tx0 is not None and self._wh0 is not None:
+            # meterStop: the transaction module flushed the register just now.
+            end = self._meter_wh()
+            self._done += (end if end > tx.meter_start else tx.meter_start) - self._tx0
+        self._tx0 = None
+        if not self.controller.plugged and self._wh0 is not None:
+            self._end_session()  # the EV had left: the stop ends its session
 
     def session_wh(self):
-        """go-e `wh`: energy since the car was plugged in (kept after unplug)."""
+        """go-e `wh`: energy of this plug-in session (kept after unplug), in whole Wh
+        of the eto register: what its transactions counted, meterStop - meterStart
+        each, so wh <= eto - (eto when the car was plugged in) at every moment."""
         if self._wh0 is None:
             return self._wh
-        d = self._meter_wh() - self._wh0
-        return round(d, 1) if d > 0 else 0.0
+        now = self._meter_wh()
+        if getattr(self, "_txs", None) is None:
+            d = now - self._wh0
+        else:
+            d = self._done + (now - self._tx0 if self._tx0 is not None else 0)
+        return d if d > 0 else 0
 
     def _event(self, event, data):
         if event == "plugged":
             self._wh0 = self._meter_wh()
-            self._wh = 0.0
+            self._wh = 0
+            if getattr(self, "_txs", None) is not None:
+                self._done = 0
+                if self._tx0 is not None:
+                    self._tx0 = self._wh0  # a transaction that went on unplugged counts again from here
         elif event == "unplugged":
-            self._wh = self.session_wh()
-            self._wh0 = None
+            # A transaction still running counts on to its meterStop (the
+            # register's last Wh are taken when it stops); then the session ends.
+            if getattr(self, "_txs", None) is None or self._tx0 is None:
+                self._end_session()
+
+    def _end_session(self):
+        self._wh = self.session_wh()
+        self._wh0 = None
 
     def ama_written(self, st):
         # Lowering ama lowers amp with it (persisted), so amp <= ama holds after a reboot too.

@@ -24,7 +24,7 @@ function poll(){fetch("/api/status?filter=fna,car,modelStatus,err,acu,amp,ama,nr
 .then(function(r){return r.json()}).then(function(s){var n=s.nrg||[];t("fna",s.fna);
 t("car",C[s.car]||s.car);t("ms",s.modelStatus+(s.err?" (error "+s.err+")":""));t("acu",s.acu);t("amp",s.amp);
 $("ampin").max=s.ama;t("cur",[n[4],n[5],n[6]].join(" / ")+" A");
-t("pw",[n[7],n[8],n[9]].join(" / ")+" W, total "+n[11]+" W");t("wh",s.wh==null?null:Math.round(s.wh));t("eto",s.eto);
+t("pw",[n[7],n[8],n[9]].join(" / ")+" W, total "+n[11]+" W");t("wh",s.wh);t("eto",s.eto);
 t("ocpp",!s.ocppe?"off":s.ocppa?"connected, accepted":s.ocppc?"connected":"not connected");
 t("le",s.ocpple);t("frc",F[s.frc]);if(/^no answer/.test($("msg").textContent))t("msg","")})
 .catch(function(e){t("msg","no answer: "+e)})}

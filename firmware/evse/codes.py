@@ -86,8 +86,9 @@ UNAVAILABLE = "Unavailable"
 
 NO_ERROR = "NoError"
 
-# err -> OCPP ChargePointErrorCode. Pilot faults are EV communication faults;
-# a crash of the control loop is an InternalError.
+# err -> OCPP ChargePointErrorCode of a Faulted connector. EVCommunicationError
+# is only a warning beside Preparing/Suspended*/Finishing (OCPP 1.6 4.9), so EV-side
+# faults that stop charging are OtherError, told apart by vendorErrorCode.
 _OCPP_ERROR = (
     NO_ERROR,  # 0
     "GroundFailure",  # 1 FiAc
@@ -95,8 +96,8 @@ _OCPP_ERROR = (
     "OtherError",  # 3 Phase
     "OverVoltage",  # 4
     "OverCurrentFailure",  # 5
-    "EVCommunicationError",  # 6 Diode
-    "EVCommunicationError",  # 7 PpInvalid
+    "OtherError",  # 6 Diode
+    "OtherError",  # 7 PpInvalid
     "GroundFailure",  # 8 GndInvalid
     "PowerSwitchFailure",  # 9 ContactorStuck
     "PowerSwitchFailure",  # 10 ContactorMiss
@@ -107,6 +108,18 @@ _OCPP_ERROR = (
     "ConnectorLockFailure",  # 15
     "ConnectorLockFailure",  # 16
 )
+
+
+# go-e names of the err numbers: the vendorErrorCode of an OtherError without a better one.
+ERR_NAMES = ("None", "FiAc", "FiDc", "Phase", "Overvolt", "Overamp", "Diode", "PpInvalid", "GndInvalid",
+             "ContactorStuck", "ContactorMiss", "FiUnknown", "Unknown", "Overtemp", "NoComm", "LockStuckOpen",
+             "LockStuckLocked")
+
+
+def err_name(err):
+    if 0 <= err < len(ERR_NAMES):
+        return ERR_NAMES[err]
+    return "Err%d" % err
 
 
 def ocpp_error_for(err):

@@ -33,10 +33,10 @@ def ocpp_status(c):
 def ocpp_error_code(c):
     f = c.fault
     if f == Err.UNKNOWN:
-        # go-e has one code for several causes; OCPP can tell them apart.
+        # go-e has one code for several causes; OCPP tells a crash apart. Pilot E/F
+        # stop charging: Faulted, so OtherError (EVCommunicationError is only a
+        # warning) with vendorErrorCode PilotE / PilotF.
         r = c.vendor_error_code
-        if r == "PilotE" or r == "PilotF":
-            return "EVCommunicationError"
         if r == "Internal":
             return "InternalError"
         return "OtherError"

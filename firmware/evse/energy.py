@@ -141,8 +141,16 @@ class EnergyCounter:
             self._save()
 
     def flush(self, final=False):
-        """Persist now if anything changed (transaction start/stop); final: the
-        exact total without a reserve (a clean shutdown)."""
+        """Take the meter's latest reading, then persist if anything changed
+        (transaction start/stop: meterStart and meterStop are the total at that
+        moment, not at the last periodic update); final: the exact total without
+        a reserve (a clean shutdown)."""
+        mt = self.meter
+        m = mt.energy_wh if mt is not None else None
+        if self._now is not None and self._ref is not None and mt.ok and m is not None and m - m == 0:
+            # Timed as the last update: only the jump_wh plausibility applies to
+            # what came since, far more than the meter can count between updates.
+            self._take(m, self._at)
         if self._ref is not None and (self._total != self._saved or self._dirty
                                       or (final and self._ceiling != self._total)):
             self._save(final)
