@@ -124,23 +124,29 @@ def decode(data):
 
 def quote(s, limit=40):
     """A JSON string literal of (the start of) s in plain ASCII, safe to put in a
-    message whatever s holds: anything else is escaped or shown as U+FFFD."""
+    message whatever s holds: what is not valid text shows as U+FFFD."""
+    more = len(s) > limit
+    try:
+        b = text_buffer(s)
+        if utf8_error(b) is not None:
+            # MicroPython: a str holding invalid UTF-8; its characters cannot be trusted.
+            s = "".join([chr(c) if c < 0x80 else "\ufffd" for c in bytes(b[:limit])])
+    except UnicodeError:
+        # CPython: lone surrogates.
+        s = "".join(["\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in s[:limit]])
     out = ['"']
-    bad = text_error(s) is not None
     for ch in s[:limit]:
         o = ord(ch)
         if 0x20 <= o < 0x7F:
             out.append("\\" + ch if ch == '"' or ch == "\\" else ch)
-        elif bad and o >= 0x80:
-            out.append("\\ufffd")
         elif o < 0x10000:
             out.append("\\u%04x" % o)
         else:
             o -= 0x10000
             out.append("\\u%04x\\u%04x" % (0xD800 | (o >> 10), 0xDC00 | (o & 0x3FF)))
-    if len(s) > limit:
-        out.append("...")
     out.append('"')
+    if more:
+        out.append("...")
     return "".join(out)
 
 

@@ -113,7 +113,7 @@ def test_error_messages_never_quote_the_input():
 
 def test_quote_is_plain_ascii_json_whatever_the_text():
     assert jsonin.quote("a\"b\U0001F697") == '"a\\"b\\ud83d\\ude97"'
-    assert json.loads(jsonin.quote("x" * 50)[:-4] + '"') == "x" * 40
+    assert jsonin.quote("x" * 50) == json.dumps("x" * 40) + "..."
     assert jsonin.quote("\ud800") == '"\\ufffd"'
 
 
