@@ -116,10 +116,13 @@ def text_error(s):
 def decode(data):
     """Bytes as text, strictly: ValueError unless well-formed UTF-8 (MicroPython's
     decoder lets overlong forms and encoded surrogates through)."""
-    err = utf8_error(data)
-    if err is not None:
-        raise ValueError(err)
-    return str(data, "utf-8")
+    s = str(data, "utf-8")
+    # As many characters as bytes: plain ASCII, nothing more to check (the common case).
+    if len(s) != len(data):
+        err = utf8_error(data)
+        if err is not None:
+            raise ValueError(err)
+    return s
 
 
 def quote(s, limit=40):
