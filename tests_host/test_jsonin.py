@@ -13,7 +13,7 @@ import pytest
 
 from firmware import jsonin
 from firmware.ocpp.rpc import Rpc
-from tests_host.mpy import ROOT, run_mp
+from tests_host.mpy import MICROPYTHON, ROOT, mp_env, run_mp
 
 # Texts on which the runtimes' parsers disagree with each other or with RFC 8259,
 # and texts every parser must take.
@@ -68,7 +68,7 @@ def reference(text):
 def _run(cmd):
     # ensure_ascii=False: the cases must reach MicroPython's own json.loads unescaped.
     proc = subprocess.run(cmd, input=json.dumps(CASES, ensure_ascii=False), encoding="utf-8", capture_output=True, text=True, cwd=str(ROOT),
-                          timeout=60, env=__import__("tests_host.mpy", fromlist=["mp_env"]).mp_env())
+                          timeout=60, env=mp_env())
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -86,7 +86,6 @@ def _refused(text):
 
 @pytest.mark.micropython
 def test_strict_json_accepts_and_refuses_the_same_on_micropython():
-    from tests_host.mpy import MICROPYTHON
     mp = _run([MICROPYTHON, "-X", "heapsize=512K", "-c", SCRIPT])
     assert mp == [reference(c) for c in CASES]
 
@@ -162,7 +161,7 @@ asyncio.run(main())
 
 def _rpc_answers(cmd):
     proc = subprocess.run(cmd, input=json.dumps(FRAMES), capture_output=True, text=True, cwd=str(ROOT),
-                          timeout=60, env=__import__("tests_host.mpy", fromlist=["mp_env"]).mp_env())
+                          timeout=60, env=mp_env())
     assert proc.returncode == 0, proc.stderr
     raw = [binascii.unhexlify(h) for h in json.loads(proc.stdout.strip().splitlines()[-1])]
     # Strict decoding: every frame the charger sends must be valid UTF-8.
@@ -184,7 +183,6 @@ def test_invalid_json_calls_get_formation_violation_on_cpython():
 
 @pytest.mark.micropython
 def test_invalid_json_calls_get_formation_violation_on_micropython():
-    from tests_host.mpy import MICROPYTHON
     _check_rpc_answers(_rpc_answers([MICROPYTHON, "-X", "heapsize=512K", "-c", RPC_SCRIPT]))
 
 
@@ -254,7 +252,6 @@ def test_settings_decode_pairs_and_refuse_lone_surrogates_on_cpython(tmp_path):
 
 @pytest.mark.micropython
 def test_settings_decode_pairs_and_refuse_lone_surrogates_on_micropython(tmp_path):
-    from tests_host.mpy import MICROPYTHON, mp_env
     proc = subprocess.run([MICROPYTHON, "-c", SETTINGS_SCRIPT, str(tmp_path)], capture_output=True, text=True,
                           cwd=str(ROOT), timeout=60, env=mp_env())
     assert proc.returncode == 0, proc.stderr

@@ -4,7 +4,6 @@ surrogates and invalid JSON are refused alike (FormationViolation over OCPP, a
 clear message over HTTP), nothing the charger sends is invalid UTF-8, and deep
 nesting is answered instead of crashing the handler."""
 import json
-import time
 import urllib.parse
 import urllib.request
 
