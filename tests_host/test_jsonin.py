@@ -256,3 +256,24 @@ def test_settings_decode_pairs_and_refuse_lone_surrogates_on_micropython(tmp_pat
                           cwd=str(ROOT), timeout=60, env=mp_env())
     assert proc.returncode == 0, proc.stderr
     _check_settings(proc.stdout)
+
+
+def test_after_work_that_finds_the_connection_gone_is_one_log_line(capsys):
+    from firmware.ocpp.rpc import NotConnected
+
+    async def after():
+        raise NotConnected("not connected")
+
+    async def go():
+        sent = []
+
+        async def send(text):
+            sent.append(text)
+        rpc = Rpc(send, handlers={"Reset": lambda p: ({"status": "Accepted"}, after)})
+        await rpc.feed('[2,"a","Reset",{"type":"Hard"}]')
+        for _ in range(5):
+            await asyncio.sleep(0)  # the after-task runs
+        return sent
+    assert len(asyncio.run(go())) == 1
+    out = capsys.readouterr()
+    assert "Traceback" not in out.out + out.err and "not connected" in out.out

@@ -61,6 +61,9 @@ def _dumps(obj):
 async def _run_after(aw):
     try:
         await aw
+    except (NotConnected, CallTimeout) as e:
+        # The connection went away under the work (a triggered message, ...): one line.
+        log.warn("OCPP: %s" % (e,))
     except Exception as e:  # noqa: BLE001 - an after-task must never kill the loop
         print_exception(e)
 
