@@ -189,9 +189,9 @@ class Rpc:
     async def _error(self, mid, code, description, details=None):
         if type(details) is not dict:
             details = {}
-        await self._answer(_dumps([CALLERROR, mid, code, description, details]))
+        await self._send_answer(_dumps([CALLERROR, mid, code, description, details]))
 
-    async def _answer(self, text):
+    async def _send_answer(self, text):
         """Send an answer; True when it went out. A connection that closed meanwhile
         is one log line: the transport reports the loss itself."""
         try:
@@ -311,7 +311,7 @@ class Rpc:
             print_exception(e)
             await self._error(mid, "InternalError", "%s: %s" % (type(e).__name__, e))
             return
-        if not await self._answer(text):
+        if not await self._send_answer(text):
             return  # connection gone: the after-work is moot
         if after is not None:
             try:
