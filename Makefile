@@ -8,7 +8,7 @@ PORT ?= /dev/ttyUSB0
 JOBS ?= 2
 WASM := host_tools/wasm/node_modules/.package-lock.json
 
-.PHONY: setup browser test test-fast sim bench image flash deploy config repl monitor schemas clean
+.PHONY: setup browser test test-fast sim bench fuzz image flash deploy config repl monitor schemas clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,12 @@ bench: $(STAMP) $(WASM)
 # version pinned in host_tools/wasm/package-lock.json, run with node.
 $(WASM): host_tools/wasm/package-lock.json
 	cd host_tools/wasm && npm ci --no-audit --no-fund --silent
+
+# Long seeded fuzz run of the OCPP and HTTP surfaces, SECONDS per runtime (the suite runs a short one).
+# SEED=n replays a run; RUNTIME=micropython or cpython runs one runtime only.
+SECONDS ?= 300
+fuzz: $(STAMP)
+	$(VPY) -m host_tools fuzz --seconds $(SECONDS) $(if $(SEED),--seed $(SEED)) $(if $(RUNTIME),--runtime $(RUNTIME))
 
 schemas: $(STAMP)
 	$(VPY) -m host_tools gen-schemas

@@ -332,3 +332,15 @@ def stream_abort(writer):
     else:
         # MicroPython's StreamWriter.close() does nothing; wait_closed() closes the socket.
         writer.s.close()
+
+
+try:
+    memoryview("")
+
+    def text_buffer(s):
+        """The UTF-8 bytes of a str, without a copy where str exposes them."""
+        return memoryview(s)
+except TypeError:
+    def text_buffer(s):
+        """The UTF-8 bytes of a str (UnicodeError for a lone surrogate)."""
+        return s.encode()

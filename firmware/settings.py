@@ -8,6 +8,7 @@ corrupt file or a stored value that no longer validates falls back to the
 default and is reported, never raised.
 """
 from firmware.compat import const
+from firmware.jsonin import text_error
 
 # Kinds of value.
 BOOL = const(0)
@@ -265,6 +266,9 @@ class Settings:
         elif k == STR or k == CSL:
             if not isinstance(v, str):
                 return None, n + ": expected string"
+            err = text_error(v)  # a lone surrogate from the REPL, a stored file or a lax decoder
+            if err is not None:
+                return None, n + ": " + err
             if k == STR:
                 if s.hi is not None and len(v) > s.hi:
                     return None, "%s: longer than %d characters" % (n, s.hi)

@@ -8,6 +8,7 @@ is kept aside for diagnosis and never read again, so it cannot cause a crash loo
 import json
 import os
 
+from firmware import jsonin
 from firmware.compat import file_exists, fsync_dir, makedirs, remove
 
 
@@ -37,8 +38,8 @@ class Store:
         try:
             with open(p, "rb") as f:
                 data = f.read()
-            # Invalid UTF-8 raises UnicodeError (a ValueError) on both runtimes.
-            return json.loads(str(data, "utf-8")), None
+            # Strict UTF-8 and JSON, nesting bounded, on both runtimes.
+            return jsonin.loads(data), None
         except Exception:  # unreadable, undecodable, not JSON, nested too deep, too big
             self._quarantine(p)
             return None, name + " corrupt, defaults used"

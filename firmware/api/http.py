@@ -17,12 +17,10 @@ and no Access-Control-Allow-Origin is sent on /api/set. With `apr` true
 The password in `ocppu` (`user:password@`) reads as `***`; writing the URL
 back as read keeps the stored password.
 """
-import json
-
 from microdot import Response
 
-from firmware import log
-from firmware.api.server import Server, dumps, json_response
+from firmware import jsonin, log
+from firmware.api.server import Server, json_response
 
 _FORM = "application/x-www-form-urlencoded"
 
@@ -32,13 +30,14 @@ def parse_value(text):
     if not isinstance(text, str):
         # A form field without "=": microdot gives b"", no value, like "key=".
         try:
-            text = text.decode()
-        except UnicodeError:
+            text = jsonin.decode(text)
+        except ValueError:
             return None, "value is not valid text"
     try:
-        return json.loads(text), None
-    except ValueError:
-        return None, "invalid JSON value %s (strings need quotes: \"text\")" % dumps(text[:40])
+        return jsonin.loads(text), None
+    except ValueError as e:
+        # quote(): the value may not even be valid text; the answer must stay valid UTF-8.
+        return None, "invalid JSON value %s (%s; strings need quotes: \"text\")" % (jsonin.quote(text), e)
 
 
 def _b64decode(s):
@@ -178,6 +177,10 @@ class HttpApi:
                 return json_response({"error": "malformed form body"}, 400, self._cors(False))
         for args in pairs:
             for k in args:
+                if jsonin.text_error(k) is not None:
+                    out[jsonin.quote(k)] = "key is not valid text"
+                    ok = False
+                    continue
                 v, err = parse_value(args.get(k))
                 if err is None:
                     err = self.settings.set(k, v)

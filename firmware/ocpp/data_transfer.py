@@ -2,7 +2,7 @@
 vendorId, and this firmware's own (messageId GetApiKeys)."""
 import json
 
-from firmware import log
+from firmware import jsonin, log
 
 
 class DataTransfer:
@@ -37,7 +37,7 @@ def api_values(settings, message_id, data):
     if message_id != "GetApiKeys":
         return "UnknownMessageId", None
     try:
-        keys = json.loads(data) if data else []
+        keys = jsonin.loads(data) if data else []
     except ValueError:
         return "Rejected", None
     if not isinstance(keys, list):

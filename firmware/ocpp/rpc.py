@@ -21,6 +21,7 @@ such a decision applies from the very next frame.
 import asyncio
 import json
 
+from firmware import jsonin, log
 from firmware.compat import const, print_exception, urandom
 from firmware.ocpp import schemas
 from firmware.ocpp.validate import validate, known
@@ -60,6 +61,9 @@ def _dumps(obj):
 async def _run_after(aw):
     try:
         await aw
+    except (NotConnected, CallTimeout) as e:
+        # The connection went away under the work (a triggered message, ...): one line.
+        log.warn("OCPP: %s" % (e,))
     except Exception as e:  # noqa: BLE001 - an after-task must never kill the loop
         print_exception(e)
 
@@ -170,8 +174,8 @@ class Rpc:
             if type(text) is not str:
                 # Transports may hand over the raw bytes of a text frame.
                 try:
-                    text = bytes(text).decode()
-                except UnicodeError:
+                    text = jsonin.decode(bytes(text))
+                except ValueError:
                     self._emit_log("drop", "frame is not UTF-8")
                     return
             self._emit_log("in", text)
@@ -185,20 +189,29 @@ class Rpc:
     async def _error(self, mid, code, description, details=None):
         if type(details) is not dict:
             details = {}
+        await self._send_answer(_dumps([CALLERROR, mid, code, description, details]))
+
+    async def _send_answer(self, text):
+        """Send an answer; True when it went out. A connection that closed meanwhile
+        is one log line: the transport reports the loss itself."""
         try:
-            await self._write(_dumps([CALLERROR, mid, code, description, details]))
-        except Exception as e:  # noqa: BLE001 - the transport will report the loss
-            print_exception(e)
+            await self._write(text)
+            return True
+        except Exception as e:  # noqa: BLE001 - any transport failure
+            log.warn("OCPP answer not sent: %s" % (e,))
+            return False
 
     async def _feed(self, text):
         try:
-            msg = json.loads(text)
-        except ValueError:
+            # Strict on both runtimes, nesting bounded (a deep payload would end in a
+            # RecursionError in whatever walks it), surrogate pairs decoded.
+            msg = jsonin.loads(text)
+        except ValueError as e:
             mid = _salvage_call_id(text)
             if mid is None or self.silent:
                 self._drop("not JSON, id unreadable" if mid is None else "not answered", text)
             else:
-                await self._error(mid, "FormationViolation", "frame is not valid JSON")
+                await self._error(mid, "FormationViolation", "frame is not valid JSON: %s" % e)
             return
         if type(msg) is not list:
             # No id to answer with: this would be a ProtocolError nobody can receive.
@@ -293,10 +306,13 @@ class Rpc:
                               % (action, type(result).__name__))
             return
         try:
-            await self._write(_dumps([CALLRESULT, mid, result]))
-        except Exception as e:  # noqa: BLE001 - connection gone: the after-work is moot
+            text = _dumps([CALLRESULT, mid, result])
+        except Exception as e:  # noqa: BLE001 - a handler bug: a result that is not JSON
             print_exception(e)
+            await self._error(mid, "InternalError", "%s: %s" % (type(e).__name__, e))
             return
+        if not await self._send_answer(text):
+            return  # connection gone: the after-work is moot
         if after is not None:
             try:
                 aw = after()
@@ -368,6 +384,6 @@ def _salvage_call_id(text):
     if j < 0 or j - i - 1 > _MAX_ID:
         return None
     mid = text[i + 1:j]
-    if "\\" in mid:
+    if "\\" in mid or jsonin.text_error(mid) is not None:
         return None
     return mid

@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import struct
 
+from firmware import jsonin
 from firmware.compat import const, ticks_ms, ticks_diff, sleep_ms, urandom, create_ssl_context, ssl_other_hostname
 from firmware.compat import stream_readinto, stream_abort
 
@@ -381,8 +382,8 @@ class WebSocket:
         if op == _OP_BINARY:
             return bytes(data)
         try:
-            return str(data, "utf-8")
-        except UnicodeError:
+            return jsonin.decode(data)  # strict: MicroPython's own decoder lets overlong forms through
+        except ValueError:  # UnicodeError is one
             await self._fail(1007, "invalid utf-8")
 
     # -- sending --
