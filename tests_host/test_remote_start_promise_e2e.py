@@ -54,3 +54,14 @@ def test_remote_start_is_rejected_where_no_transaction_could_start(sims, runtime
     card_transaction(sim, csms)
     assert csms.call("CP1", "RemoteStartTransaction", {"idTag": "REMOTE1"}) == {"status": "Rejected"}
     assert csms.received("Authorize") == [{"idTag": "CARD1"}]
+
+
+def test_second_remote_start_while_the_first_waits_for_the_ev_is_rejected(sims, runtime, tmp_path, csms):
+    sim = online(start(sims, runtime, tmp_path, csms, "ConnectionTimeOut=60"))
+    assert csms.call("CP1", "RemoteStartTransaction", {"idTag": "TAGA"}) == {"status": "Accepted"}
+    sim.wait_status(lambda s: s["trx"] == 0, keys=("trx",))
+    assert csms.call("CP1", "RemoteStartTransaction", {"idTag": "TAGB", "connectorId": 1}) == \
+        {"status": "Rejected"}
+    sim.sim_set(ev="C")
+    st = csms.wait_received("StartTransaction", 1)[0]
+    assert st["idTag"] == "TAGA"  # the first promise is the one kept

@@ -258,6 +258,20 @@ def test_remote_start_is_rejected_while_another_authorization_is_under_way(tmp_p
     assert busy == {"status": "Rejected"} and free == {"status": "Accepted"} and granted
 
 
+def test_a_second_remote_start_waiting_for_the_same_plug_is_rejected_and_the_first_is_kept(tmp_path):
+    board, app = make_app(tmp_path, ("AuthorizeRemoteTxRequests", False))
+
+    async def scenario():
+        t = app.transactions
+        await until(app.api.listening)
+        first = await t.remote_start({"idTag": "TAGA"})
+        second = await t.remote_start({"idTag": "TAGB", "connectorId": 1})
+        board.world.ev = "C"
+        await until(lambda: t.current is not None)
+        return first, second, t.current.id_tag
+    assert run_app(app, scenario) == ({"status": "Accepted"}, {"status": "Rejected"}, "TAGA")
+
+
 def test_remote_start_for_an_id_tag_that_is_not_authorized_is_rejected_and_grants_nothing(tmp_path):
     board, app = make_app(tmp_path)  # AuthorizeRemoteTxRequests: the offline rules refuse an unknown idTag
 

@@ -494,8 +494,10 @@ class Transactions:
     # -- OCPP handlers --------------------------------------------------------------------
     def _can_start(self, cid):
         c = self.controller
-        return ((cid is None or cid == 1) and self.current is None and not self._authorizing and c.enabled
-                and not c.fault and self._room())
+        # An authorization waiting for the plug is a start already promised: a second
+        # Accepted would silently replace it.
+        return ((cid is None or cid == 1) and self.current is None and not self._authorizing
+                and self._grant is None and c.enabled and not c.fault and self._room())
 
     async def remote_start(self, p):
         """Accepted only when the start is granted (authorized first with AuthorizeRemoteTxRequests)."""
