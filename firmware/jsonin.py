@@ -358,6 +358,35 @@ def _join_pairs(b):
     return out
 
 
+def join_encoded_pairs(b):
+    """Earlier firmware on MicroPython stored a character outside the BMP as its two
+    surrogates, each UTF-8 encoded (ED A0..AF xx ED B0..BF xx). Returns the bytes with
+    each such pair turned into the character's own UTF-8, or None when there is none."""
+    out = None
+    start = i = 0
+    n = len(b)
+    while True:
+        i = b.find(b"\xed", i)
+        if i < 0 or i + 6 > n:
+            break
+        if (0xA0 <= b[i + 1] <= 0xAF and b[i + 3] == 0xED and 0xB0 <= b[i + 4] <= 0xBF
+                and 0x80 <= b[i + 2] <= 0xBF and 0x80 <= b[i + 5] <= 0xBF):
+            cp = 0x10000 + ((((b[i + 1] & 0x0F) << 6) | (b[i + 2] & 0x3F)) << 10) \
+                + (((b[i + 4] & 0x0F) << 6) | (b[i + 5] & 0x3F))
+            if out is None:
+                out = bytearray()
+            out += b[start:i]
+            out += bytes((0xF0 | (cp >> 18), 0x80 | ((cp >> 12) & 0x3F), 0x80 | ((cp >> 6) & 0x3F),
+                          0x80 | (cp & 0x3F)))
+            start = i = i + 6
+        else:
+            i += 1
+    if out is None:
+        return None
+    out += b[start:]
+    return bytes(out)
+
+
 def loads(text, max_depth=MAX_DEPTH):
     """json.loads for text (str, bytes or bytearray) from outside: ValueError with a
     clear message for anything RFC 8259 refuses, for lone surrogates and for

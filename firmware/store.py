@@ -39,7 +39,15 @@ class Store:
             with open(p, "rb") as f:
                 data = f.read()
             # Strict UTF-8 and JSON, nesting bounded, on both runtimes.
-            return jsonin.loads(data), None
+            try:
+                return jsonin.loads(data), None
+            except ValueError:
+                # A file from earlier firmware may hold encoded surrogate pairs: join
+                # them rather than set every setting aside for one emoji.
+                fixed = jsonin.join_encoded_pairs(data)
+                if fixed is None:
+                    raise
+                return jsonin.loads(fixed), None
         except Exception:  # unreadable, undecodable, not JSON, nested too deep, too big
             self._quarantine(p)
             return None, name + " corrupt, defaults used"

@@ -277,3 +277,30 @@ def test_after_work_that_finds_the_connection_gone_is_one_log_line(capsys):
     assert len(asyncio.run(go())) == 1
     out = capsys.readouterr()
     assert "Traceback" not in out.out + out.err and "not connected" in out.out
+
+
+# Earlier firmware on MicroPython wrote "Garage \ud83d\ude97" as two encoded surrogates.
+OLD_FILE_SCRIPT = r'''
+import json, sys
+from firmware.settings import Settings, STR, INT
+from firmware.store import Store
+d = sys.argv[-1]
+open(d + "/settings.json", "wb").write(b'{"fna": "Garage \xed\xa0\xbd\xed\xba\x97", "ocpph": 77}')
+s = Settings(Store(d), report=print)
+s.load()
+s.define("fna", STR, "charger", hi=32)
+s.define("ocpph", INT, 300, lo=0, hi=86400)
+open(d + "/other.json", "wb").write(b'["\xed\xa0\xbd alone"]')
+print(json.dumps([s.get("fna"), s.get("ocpph"), Store(d).read_json("other.json")[1]]))
+'''
+
+
+@pytest.mark.parametrize("rt", ["cpython", pytest.param("micropython", marks=pytest.mark.micropython)])
+def test_settings_file_of_earlier_firmware_with_encoded_surrogate_pairs_keeps_every_setting(tmp_path, rt):
+    cmd = [sys.executable] if rt == "cpython" else [MICROPYTHON]
+    proc = subprocess.run(cmd + ["-c", OLD_FILE_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                          cwd=str(ROOT), timeout=60, env=mp_env() if rt == "micropython" else None)
+    assert proc.returncode == 0, proc.stderr
+    fna, hb, other = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert fna == "Garage \U0001F697" and hb == 77
+    assert other == "other.json corrupt, defaults used"  # a lone encoded surrogate is still refused
