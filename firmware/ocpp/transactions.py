@@ -189,15 +189,23 @@ class Transactions:
         g = tx.card if tx is not None else (self._grant[1] if self._grant is not None else -2)
         self.trx.value = None if g == -2 else (0 if g is None else g + 1)
 
-    async def authorize_tag(self, tag, limit=None):
-        """Authorize a presented idTag (card or remote start) and grant it."""
+    async def _identify(self, tag):
+        """(ok, how, parent) of an idTag through the authorization chain; None while
+        another authorization is under way (one at a time)."""
         if self._authorizing:
-            return
+            return None
         self._authorizing = True
         try:
-            ok, how, parent = await self.auth.identify(tag)
+            return await self.auth.identify(tag)
         finally:
             self._authorizing = False
+
+    async def authorize_tag(self, tag, limit=None):
+        """Authorize a presented idTag (card or remote start) and grant it."""
+        r = await self._identify(tag)
+        if r is None:
+            return
+        ok, how, parent = r
         if not ok:
             log.warn("idTag %s not authorized (%s)" % (tag, how))
             return
@@ -207,13 +215,10 @@ class Transactions:
 
     async def _stop_by_group(self, tx, tag):
         """Another idTag of the transaction's group stops it (OCPP 1.6 section 3.10)."""
-        if self._authorizing:
+        r = await self._identify(tag)
+        if r is None:
             return
-        self._authorizing = True
-        try:
-            ok, how, parent = await self.auth.identify(tag)
-        finally:
-            self._authorizing = False
+        ok, how, parent = r
         if ok and parent == tx.parent and self.current is tx:
             self.stop_now("Local", tag)
         else:
@@ -513,11 +518,7 @@ class Transactions:
         tag = p["idTag"]
         parent = None
         if self.settings.get("AuthorizeRemoteTxRequests"):
-            self._authorizing = True
-            try:
-                ok, how, parent = await self.auth.identify(tag)
-            finally:
-                self._authorizing = False
+            ok, how, parent = await self._identify(tag)  # not None: _can_start saw none under way
             if not ok:
                 log.warn("RemoteStartTransaction: idTag %s not authorized (%s)" % (tag, how))
                 return {"status": "Rejected"}
