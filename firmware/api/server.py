@@ -4,10 +4,10 @@ and a connection limit, whatever routes it serves.
 A request head is read through a bounded reader (request line 4 KB -> 414,
 whole head 6 KB -> 431, body 16 KB -> 413, enough for an 8 KB PEM URL-encoded
 in `POST /api/set`; one large body at a time, others get 503), head and body
-must arrive within HEAD_TIMEOUT_MS (slow clients are cut off), and at most
-MAX_CLIENTS connections are served at once. A client beyond that waits for a
+must arrive within _HEAD_TIMEOUT_MS (slow clients are cut off), and at most
+_MAX_CLIENTS connections are served at once. A client beyond that waits for a
 free place; a client that has been sending its request for more than
-SLOW_HEAD_MS gives its place up to it, so slow clients cannot lock others out
+_SLOW_HEAD_MS gives its place up to it, so slow clients cannot lock others out
 and prompt ones are all answered.
 """
 import asyncio
@@ -15,22 +15,22 @@ import json
 
 from microdot import Microdot, Request, Response
 
-from firmware.compat import current_task, ticks_diff, ticks_ms
+from firmware.compat import const, current_task, ticks_diff, ticks_ms
 
-MAX_LINE = 4096
-MAX_HEAD = 6144
-MAX_BODY = 16384  # an 8 KB PEM (ocppsc, ocppcc, ocppck) URL-encoded
-SMALL_BODY = 1024  # bodies larger than this are read one request at a time (heap)
-HEAD_TIMEOUT_MS = 5000
-SLOW_HEAD_MS = 1000  # a client still sending its request after this may lose its place
-HANDLER_TIMEOUT_MS = 10000
-MAX_CLIENTS = 6  # an ESP32 has few sockets; the OCPP connection needs one too
-MAX_WAITING = 6  # clients waiting for a place; more are refused with 503 at once
-_CHUNK = 256
+_MAX_LINE = const(4096)
+_MAX_HEAD = const(6144)
+_MAX_BODY = const(16384)  # an 8 KB PEM (ocppsc, ocppcc, ocppck) URL-encoded
+_SMALL_BODY = const(1024)  # bodies larger than this are read one request at a time (heap)
+_HEAD_TIMEOUT_MS = const(5000)
+_SLOW_HEAD_MS = const(1000)  # a client still sending its request after this may lose its place
+_HANDLER_TIMEOUT_MS = const(10000)
+_MAX_CLIENTS = const(6)  # an ESP32 has few sockets; the OCPP connection needs one too
+_MAX_WAITING = const(6)  # clients waiting for a place; more are refused with 503 at once
+_CHUNK = const(256)
 
-Request.max_content_length = MAX_BODY
-Request.max_body_length = MAX_BODY
-Request.max_readline = MAX_HEAD  # our reader enforces the real limits
+Request.max_content_length = _MAX_BODY
+Request.max_body_length = _MAX_BODY
+Request.max_readline = _MAX_HEAD  # our reader enforces the real limits
 
 _JSON = {"Content-Type": "application/json"}
 REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 408: "Request Timeout",
@@ -46,7 +46,7 @@ class HeadTooLarge(Exception):
 class BoundedReader:
     """A stream reader for microdot that refuses over-long lines and heads.
 
-    readline() never buffers more than MAX_LINE (first line) or MAX_HEAD bytes,
+    readline() never buffers more than _MAX_LINE (first line) or _MAX_HEAD bytes,
     unlike a plain readline, which would keep reading a line without end.
     """
 
@@ -66,7 +66,7 @@ class BoundedReader:
         return True
 
     async def readline(self):
-        limit = MAX_LINE if self._lines == 0 else MAX_HEAD - self._head
+        limit = _MAX_LINE if self._lines == 0 else _MAX_HEAD - self._head
         while True:
             i = self._buf.find(b"\n")
             if i >= 0:
@@ -93,7 +93,7 @@ class BoundedReader:
         return await self._s.read(n)
 
     async def readexactly(self, n):
-        if n > SMALL_BODY and self._server is not None:
+        if n > _SMALL_BODY and self._server is not None:
             if self._server.body_busy:
                 raise HeadTooLarge(503)
             self._server.body_busy = self.holds_body = True
@@ -144,14 +144,14 @@ class Server(Microdot):
             pass
 
     async def _admit(self, t0):
-        """Wait for a place among MAX_CLIENTS; True when this client has one.
+        """Wait for a place among _MAX_CLIENTS; True when this client has one.
 
-        A client that has been sending its request for SLOW_HEAD_MS gives its
+        A client that has been sending its request for _SLOW_HEAD_MS gives its
         place up; prompt clients are waited for, never evicted.
         """
-        if self.clients < MAX_CLIENTS:
+        if self.clients < _MAX_CLIENTS:
             return True
-        if len(self._waiting) >= MAX_WAITING:
+        if len(self._waiting) >= _MAX_WAITING:
             # The longest waiting gives way: a flood of connections cannot keep
             # a newer, prompt client out for long.
             self._waiting.pop(0)[0] = True
@@ -164,21 +164,21 @@ class Server(Microdot):
                 self._freed.clear()
                 if me[0]:
                     return False
-                if self.clients < MAX_CLIENTS:
+                if self.clients < _MAX_CLIENTS:
                     return True
                 now = ticks_ms()
-                left = HEAD_TIMEOUT_MS - ticks_diff(now, t0)
+                left = _HEAD_TIMEOUT_MS - ticks_diff(now, t0)
                 if left <= 0:
                     return False
                 wait = left
                 if self._reading and not evicted:
                     age = ticks_diff(now, self._reading[0][1])
-                    if age >= SLOW_HEAD_MS:
+                    if age >= _SLOW_HEAD_MS:
                         # One slow sender per waiting client gives its place up.
                         self._reading.pop(0)[0].cancel()
                         evicted = True
                         continue
-                    wait = min(wait, SLOW_HEAD_MS - age)
+                    wait = min(wait, _SLOW_HEAD_MS - age)
                 try:
                     await asyncio.wait_for(self._freed.wait(), max(wait, 10) / 1000)
                 except asyncio.TimeoutError:
@@ -210,7 +210,7 @@ class Server(Microdot):
             status = 400
             try:
                 req = await asyncio.wait_for(Request.create(self, rd, writer, writer.get_extra_info("peername")),
-                                             HEAD_TIMEOUT_MS / 1000)
+                                             _HEAD_TIMEOUT_MS / 1000)
             except HeadTooLarge as e:
                 status = e.args[0]
             except asyncio.TimeoutError:
@@ -226,9 +226,9 @@ class Server(Microdot):
                 await self._error(writer, status)
                 return
             try:
-                res = await asyncio.wait_for(self.dispatch_request(req), HANDLER_TIMEOUT_MS / 1000)
+                res = await asyncio.wait_for(self.dispatch_request(req), _HANDLER_TIMEOUT_MS / 1000)
                 if res != Response.already_handled:
-                    await asyncio.wait_for(res.write(writer), HANDLER_TIMEOUT_MS / 1000)
+                    await asyncio.wait_for(res.write(writer), _HANDLER_TIMEOUT_MS / 1000)
             except Exception:  # noqa: BLE001 - a client that stops reading, a reset
                 pass
         except asyncio.CancelledError:

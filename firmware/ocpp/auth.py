@@ -6,12 +6,13 @@ cache format: README.md.
 """
 from firmware import log
 from firmware.clock import parse_iso
+from firmware.compat import const
 from firmware.ocpp.rpc import CallError, CallTimeout, NotConnected
 from firmware.settings import BOOL, JSON, OCPP, PERSIST, RW
 
 CACHE_FILE = "authcache.json"
-CACHE_SIZE = 32
-AUTHORIZE_TIMEOUT_MS = 10000
+_CACHE_SIZE = const(32)
+_AUTHORIZE_TIMEOUT_MS = const(10000)
 
 
 def define_keys(settings):
@@ -26,7 +27,7 @@ def define_keys(settings):
 
 
 class AuthCache:
-    def __init__(self, store, clock, size=CACHE_SIZE):
+    def __init__(self, store, clock, size=_CACHE_SIZE):
         self.store = store
         self.clock = clock
         self.size = size
@@ -150,7 +151,7 @@ class Authorization:
             return None
         try:
             self.requests += 1
-            res = await self.session.call("Authorize", {"idTag": tag}, timeout_ms=AUTHORIZE_TIMEOUT_MS)
+            res = await self.session.call("Authorize", {"idTag": tag}, timeout_ms=_AUTHORIZE_TIMEOUT_MS)
         except (NotConnected, CallTimeout, CallError) as e:
             log.warn("Authorize: %s, offline rules apply" % (e,))
             return None
@@ -178,13 +179,13 @@ class Authorization:
         return {"status": "Accepted"}
 
 
-MAX_CARDS = 10
+_MAX_CARDS = const(10)
 CARDS_FILE = "cards.json"
 
 
 def _check_cards(v):
-    if not isinstance(v, list) or len(v) > MAX_CARDS:
-        return "expected a list of at most %d cards" % MAX_CARDS
+    if not isinstance(v, list) or len(v) > _MAX_CARDS:
+        return "expected a list of at most %d cards" % _MAX_CARDS
     for e in v:
         if not isinstance(e, dict):
             return "each card must be an object"

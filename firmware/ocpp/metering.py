@@ -31,12 +31,12 @@ BEGIN = "Transaction.Begin"
 END = "Transaction.End"
 
 KEEP = const(6)  # samples kept between Transaction.Begin and Transaction.End
-CONNECTOR = const(1)
+_CONNECTOR = const(1)
 _FILE = "stop_data.json"
 _MAX_WAIT_MS = const(1000)  # re-check at least this often: the clock or the connector may change
 _NEAR_MS = const(100)  # poll step in the last second before an aligned instant
 _NOMINAL_V = 230.0  # for Power.Offered while the meter has no voltage
-_DAY = 86400
+_DAY = const(86400)
 _PHASES = ("L1", "L2", "L3")
 _PHASES_N = ("L1-N", "L2-N", "L3-N")
 _CHARGING = "Charging"
@@ -299,17 +299,17 @@ class Metering:
                 self._send_tx(tx, mv)
             self._keep(CLOCK, "StopTxnAlignedData", t)
         elif mv is not None:
-            self._send_direct({"connectorId": CONNECTOR, "meterValue": [mv]})
+            self._send_direct({"connectorId": _CONNECTOR, "meterValue": [mv]})
 
     # -- sending ----------------------------------------------------------------------
     def trigger(self, connector=None):
         """Send the current meter values now (TriggerMessage), directly: the
         transaction queue is not disturbed. False for an unknown connector."""
-        if connector is not None and connector not in (0, CONNECTOR):
+        if connector is not None and connector not in (0, _CONNECTOR):
             return False
         mv = self.sample(TRIGGER, self.settings.get("MeterValuesSampledData"))
         if mv is not None:
-            payload = {"connectorId": CONNECTOR, "meterValue": [mv]}
+            payload = {"connectorId": _CONNECTOR, "meterValue": [mv]}
             tx = self._transaction()
             if tx is not None and tx.id is not None:
                 payload["transactionId"] = tx.id
@@ -318,7 +318,7 @@ class Metering:
 
     def _send_tx(self, tx, mv):
         q = self.tx_queue
-        payload = {"connectorId": CONNECTOR, "transactionId": tx.id if tx.id is not None else 0,
+        payload = {"connectorId": _CONNECTOR, "transactionId": tx.id if tx.id is not None else 0,
                    "meterValue": [mv]}
         if q is not None:
             q.push("MeterValues", payload, tx_ref=tx.ref)

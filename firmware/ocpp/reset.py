@@ -3,9 +3,10 @@ transaction, give queued messages a bounded time, then reboot."""
 import asyncio
 
 from firmware import log
+from firmware.compat import const
 from firmware.settings import INT, OCPP, PERSIST, RW
 
-_STOP_MS = 10000  # bound for stopping a transaction before a reset
+_STOP_MS = const(10000)  # bound for stopping a transaction before a reset
 _QUEUE_MS = {False: 10000, True: 2000}  # soft / hard: time given to deliver queued messages
 
 

@@ -6,7 +6,8 @@ messages they can send on demand (`register_trigger`). Rules: README.md.
 import asyncio
 
 from firmware import log
-from firmware.compat import create_ssl_context, sleep_ms, ssl_skip_hostname_check, ticks_add, ticks_diff, ticks_ms
+from firmware.compat import (const, create_ssl_context, sleep_ms, ssl_skip_hostname_check, ticks_add, ticks_diff,
+                             ticks_ms)
 from firmware.ocpp.rpc import CallError, CallTimeout, NotConnected, Rpc
 from firmware.ocpp.websocket import (Backoff, ConnectionClosed, WebSocket, WebSocketError,
                                      basic_auth_header, parse_url)
@@ -14,8 +15,8 @@ from firmware.settings import BOOL, INT, OCPP, PERSIST, RW, SECRET, STR, URL_PAS
 
 # Retry a BootNotification after this when the CSMS gives interval 0 or never answers.
 DEFAULT_BOOT_RETRY_S = 30
-MAX_MESSAGE = 16384
-CONNECT_TIMEOUT_MS = 10000
+_MAX_MESSAGE = const(16384)
+_CONNECT_TIMEOUT_MS = const(10000)
 # Refused until the registration is Accepted (Pending: OCPP 1.6 section 4.2).
 _ONLY_WHEN_ACCEPTED = ("RemoteStartTransaction", "RemoteStopTransaction")
 _REFUSED = {"status": "Rejected"}
@@ -91,7 +92,7 @@ def profile_missing(settings, profile):
     return None
 
 
-_ANSWER_MS = 200  # time for the answer to a CALL that changed the connection's settings
+_ANSWER_MS = const(200)  # time for the answer to a CALL that changed the connection's settings
 # Settings taken when a wss connection is made.
 _TLS_KEYS = ("ocppsc", "ocppss", "ocppcn", "ocppcc", "ocppck", "ocppg")
 
@@ -358,7 +359,7 @@ class OcppSession:
         if secure:
             ctx = self._tls_context(profile >= 2)
         log.info("OCPP connecting to " + log.mask_url(url))
-        return await self.connect(url, ("ocpp1.6",), headers, ctx, MAX_MESSAGE, CONNECT_TIMEOUT_MS)
+        return await self.connect(url, ("ocpp1.6",), headers, ctx, _MAX_MESSAGE, _CONNECT_TIMEOUT_MS)
 
     def _tls_context(self, strict=False):
         """The TLS settings: ocppsc the CA (PEM) to trust, ocppg the default CA store

@@ -8,14 +8,14 @@ the held cable lock) are in README.md.
 import asyncio
 
 from firmware import log
-from firmware.compat import sleep_ms, ticks_diff, ticks_ms
+from firmware.compat import const, sleep_ms, ticks_diff, ticks_ms
 from firmware.evse.codes import PREPARING, Cus, Err, ModelStatus
 from firmware.settings import BOOL, INT, JSON, NULL, OCPP, PERSIST, RW, STR
 
 TX_FILE = "tx.json"
-STEP_MS = 100  # reader poll and rule checks
+_STEP_MS = const(100)  # reader poll and rule checks
 FREE_TAG = "FREE"  # idTag of charging without a card while ocppd is ""
-UNLOCK_WAIT_MS = 6000
+_UNLOCK_WAIT_MS = const(6000)
 TX_LIMIT = "ocpp_tx"  # the controller's limit source of a RemoteStartTransaction's TxProfile
 _EMERGENCY = (Err.FI_AC, Err.FI_DC, Err.FI_UNKNOWN)
 
@@ -418,7 +418,7 @@ class Transactions:
             if self.auth is not None:
                 self.auth.learn(payload["idTag"], res["idTagInfo"])
 
-    # -- the rules, every STEP_MS ------------------------------------------------------------
+    # -- the rules, every _STEP_MS ------------------------------------------------------------
     def step(self, now):
         c = self.controller
         s = self.settings
@@ -489,7 +489,7 @@ class Transactions:
                     self.step(ticks_ms())
                 except Exception as e:  # noqa: BLE001 - keep the rules running
                     log.exception("transactions", e)
-                await sleep_ms(STEP_MS)
+                await sleep_ms(_STEP_MS)
         except asyncio.CancelledError:
             # The application is shutting down for a reboot.
             if self._rebooting is not None and self._rebooting() and self.current is not None:
@@ -544,7 +544,7 @@ class Transactions:
         if c.unlock() is not None:
             return {"status": "UnlockFailed"}
         t0 = ticks_ms()
-        while ticks_diff(ticks_ms(), t0) < UNLOCK_WAIT_MS:
+        while ticks_diff(ticks_ms(), t0) < _UNLOCK_WAIT_MS:
             st = c.lock_status
             if st == Cus.UNLOCKED:
                 return {"status": "Unlocked"}

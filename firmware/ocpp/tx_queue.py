@@ -7,14 +7,14 @@ layout and the rules (room, retries, timestamps) are in README.md.
 import asyncio
 
 from firmware import log
-from firmware.compat import sleep_ms, ticks_diff, ticks_ms, urandom
+from firmware.compat import const, sleep_ms, ticks_diff, ticks_ms, urandom
 from firmware.ocpp.rpc import CallError, CallTimeout, NotConnected
 from firmware.settings import INT, OCPP, PERSIST, RW
 
 _DIR = "txq"
 _IDS = "txids.json"
 _KINDS = {"StartTransaction": "S", "StopTransaction": "T", "MeterValues": "M"}
-_KEEP_IDS = 8  # refs whose transactionId is remembered (the newest)
+_KEEP_IDS = const(8)  # refs whose transactionId is remembered (the newest)
 
 
 def define_keys(settings):
