@@ -8,7 +8,10 @@ header and rounding on top of its characters, and from a ROMFS partition the two
 strings are read from flash without any heap at all.
 
 schemas.py holds:
-    ACTIONS       tuple of the action names, sorted
+    ACTIONS       the response names of the actions, sorted by action, each between "|"
+                  ("|AuthorizeResponse|BootNotificationResponse|...|"): one string object where a
+                  tuple would be one per name on the device heap; a request name is found in it
+                  followed by "Response|", a response name followed by "|"
     TABLES        the tables, concatenated: request of ACTIONS[k], then its response
     OFFSETS       bytes, big-endian uint16: where table 2k (request) and 2k+1 start
     ENUMS         the enumerations, concatenated, values separated by "|"
@@ -208,10 +211,12 @@ def render(directory=None):
         "# Do not edit: regenerate. Format: see host_tools/gen_schemas.py.",
         '"""Compact OCPP 1.6 validation tables, read in place by validate.py."""',
         "",
-        "# Every OCPP 1.6 action; each has a request and a response table.",
+        "# Every OCPP 1.6 action as its response name, each between \"|\"; each has a request and a",
+        "# response table.",
         "ACTIONS = (",
+        '    "|"',
     ]
-    lines += ["    %s," % json.dumps(a) for a in actions]
+    lines += ["    %s" % json.dumps(a + "Response|") for a in actions]
     lines += [")", "", "TABLES = ("]
     offsets = []
     pos = 0

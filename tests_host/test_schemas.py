@@ -230,8 +230,9 @@ def test_every_schema_file_has_a_table_and_every_action_a_response():
     for n in NAMES:
         assert known(n), n
     assert len(schemas.OFFSETS) == 2 * len(NAMES)
-    assert set(schemas.ACTIONS) == {n for n in NAMES if not n.endswith("Response")}
-    assert len(schemas.ACTIONS) * 2 == len(NAMES)
+    actions = [n[:-8] for n in schemas.ACTIONS.strip("|").split("|")]
+    assert set(actions) == {n for n in NAMES if not n.endswith("Response")}
+    assert len(actions) * 2 == len(NAMES)
 
 
 def test_generator_refuses_keywords_it_cannot_express(tmp_path):
@@ -375,3 +376,13 @@ def test_datetime_accepts(text):
 def test_datetime_rejects(text):
     assert not is_datetime(text)
     assert not _ref_datetime(text)
+
+
+def test_action_names_are_found_whole_in_the_actions_string():
+    from firmware.ocpp.validate import is_action
+    assert is_action("Authorize") and is_action("UpdateFirmware") and is_action("Reset")
+    for name in ("AuthorizeResponse", "Response", "", "Notification", "BootNotificationRes", "uthorize",
+                 "Authorize|BootNotification", "AuthorizeResponse|", "|Authorize", 5, None):
+        assert not is_action(name), name
+    assert known("BootNotificationResponse") and not known("Notification") and not known("NotificationResponse")
+    assert not known("Authorize|") and not known("ResponseResponse")

@@ -23,8 +23,7 @@ import json
 
 from firmware import jsonin, log
 from firmware.compat import const, print_exception, urandom
-from firmware.ocpp import schemas
-from firmware.ocpp.validate import validate, known
+from firmware.ocpp.validate import is_action, known, validate
 
 CALL = const(2)
 CALLRESULT = const(3)
@@ -69,11 +68,10 @@ async def _run_after(aw):
 
 
 class Rpc:
-    def __init__(self, send, handlers=None, known_actions=None, call_timeout_ms=30000,
+    def __init__(self, send, handlers=None, call_timeout_ms=30000,
                  id_prefix=None, validate_incoming=True, log=None):
         self._send = send
         self.handlers = handlers if handlers is not None else {}
-        self._known = known_actions if known_actions is not None else schemas.ACTIONS
         self.call_timeout_ms = call_timeout_ms
         if id_prefix is None:
             # Random per boot so ids never repeat across reboots (the CSMS may
@@ -256,7 +254,7 @@ class Rpc:
             return
         handler = self.handlers.get(action)
         if handler is None:
-            if action in self._known:
+            if is_action(action):
                 await self._error(mid, "NotSupported", "%s is not supported" % action)
             else:
                 await self._error(mid, "NotImplemented", "unknown action %s" % action[:40])

@@ -2,47 +2,49 @@
 # Do not edit: regenerate. Format: see host_tools/gen_schemas.py.
 """Compact OCPP 1.6 validation tables, read in place by validate.py."""
 
-# Every OCPP 1.6 action; each has a request and a response table.
+# Every OCPP 1.6 action as its response name, each between "|"; each has a request and a
+# response table.
 ACTIONS = (
-    "Authorize",
-    "BootNotification",
-    "CancelReservation",
-    "CertificateSigned",
-    "ChangeAvailability",
-    "ChangeConfiguration",
-    "ClearCache",
-    "ClearChargingProfile",
-    "DataTransfer",
-    "DeleteCertificate",
-    "DiagnosticsStatusNotification",
-    "ExtendedTriggerMessage",
-    "FirmwareStatusNotification",
-    "GetCompositeSchedule",
-    "GetConfiguration",
-    "GetDiagnostics",
-    "GetInstalledCertificateIds",
-    "GetLocalListVersion",
-    "GetLog",
-    "Heartbeat",
-    "InstallCertificate",
-    "LogStatusNotification",
-    "MeterValues",
-    "RemoteStartTransaction",
-    "RemoteStopTransaction",
-    "ReserveNow",
-    "Reset",
-    "SecurityEventNotification",
-    "SendLocalList",
-    "SetChargingProfile",
-    "SignCertificate",
-    "SignedFirmwareStatusNotification",
-    "SignedUpdateFirmware",
-    "StartTransaction",
-    "StatusNotification",
-    "StopTransaction",
-    "TriggerMessage",
-    "UnlockConnector",
-    "UpdateFirmware",
+    "|"
+    "AuthorizeResponse|"
+    "BootNotificationResponse|"
+    "CancelReservationResponse|"
+    "CertificateSignedResponse|"
+    "ChangeAvailabilityResponse|"
+    "ChangeConfigurationResponse|"
+    "ClearCacheResponse|"
+    "ClearChargingProfileResponse|"
+    "DataTransferResponse|"
+    "DeleteCertificateResponse|"
+    "DiagnosticsStatusNotificationResponse|"
+    "ExtendedTriggerMessageResponse|"
+    "FirmwareStatusNotificationResponse|"
+    "GetCompositeScheduleResponse|"
+    "GetConfigurationResponse|"
+    "GetDiagnosticsResponse|"
+    "GetInstalledCertificateIdsResponse|"
+    "GetLocalListVersionResponse|"
+    "GetLogResponse|"
+    "HeartbeatResponse|"
+    "InstallCertificateResponse|"
+    "LogStatusNotificationResponse|"
+    "MeterValuesResponse|"
+    "RemoteStartTransactionResponse|"
+    "RemoteStopTransactionResponse|"
+    "ReserveNowResponse|"
+    "ResetResponse|"
+    "SecurityEventNotificationResponse|"
+    "SendLocalListResponse|"
+    "SetChargingProfileResponse|"
+    "SignCertificateResponse|"
+    "SignedFirmwareStatusNotificationResponse|"
+    "SignedUpdateFirmwareResponse|"
+    "StartTransactionResponse|"
+    "StatusNotificationResponse|"
+    "StopTransactionResponse|"
+    "TriggerMessageResponse|"
+    "UnlockConnectorResponse|"
+    "UpdateFirmwareResponse|"
 )
 
 TABLES = (

@@ -39,24 +39,37 @@ def _u16(b, k):
     return (b[2 * k] << 8) | b[2 * k + 1]
 
 
-def _start(name):
-    """Where the table for a schema name starts in TABLES, or -1.
+def _table(name):
+    """The table number of a schema name: 2k for the request of the k-th action in
+    ACTIONS, 2k + 1 for its response; -1 for any other name.
 
-    Compares against ACTIONS in place: no slicing, and no getattr, which would
-    intern an action name arriving from the network in the qstr pool for ever.
+    Searches ACTIONS in place: nothing is allocated, and no getattr, which would
+    intern a name arriving from the network in the qstr pool for ever.
     """
-    if type(name) is not str:
+    if type(name) is not str or not name or "|" in name:
         return -1
-    k = 0
-    for a in _ACTIONS:
-        if name.startswith(a):
-            n = len(a)
-            if len(name) == n:
-                return _u16(_OFFSETS, 2 * k)
-            if len(name) == n + 8 and name.endswith("Response"):
-                return _u16(_OFFSETS, 2 * k + 1)
-        k += 1
+    end = len(name)
+    p = _ACTIONS.find(name)
+    while p > 0:
+        if _ACTIONS.startswith("|", p - 1):
+            if _ACTIONS.startswith("|", p + end):
+                return 2 * _ACTIONS.count("|", 0, p) - 1
+            if _ACTIONS.startswith("Response|", p + end):
+                return 2 * _ACTIONS.count("|", 0, p) - 2
+        p = _ACTIONS.find(name, p + 1)
     return -1
+
+
+def _start(name):
+    """Where the table for a schema name starts in TABLES, or -1."""
+    t = _table(name)
+    return _u16(_OFFSETS, t) if t >= 0 else -1
+
+
+def is_action(name):
+    """True if `name` is an OCPP 1.6 action (a request name, not "...Response")."""
+    t = _table(name)
+    return t >= 0 and not t & 1
 
 
 def known(name):
