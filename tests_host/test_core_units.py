@@ -456,3 +456,11 @@ def test_change_configuration_that_cannot_be_saved_is_rejected_and_not_applied(t
         assert call(app, "ChangeConfiguration", {"key": key, "value": "5"}) == {"status": "Rejected"}
         assert s.get(key) == before
     assert "not saved" in s.set("BlinkRepeat", 7)
+
+
+def test_supported_feature_profiles_max_length_counts_every_profile_of_the_table():
+    from firmware.ocpp import profiles
+    from firmware.settings import Settings
+    s = Settings()
+    profiles.define_keys(s)
+    assert s.get("SupportedFeatureProfilesMaxLength") == len(profiles.PROFILES.split(";")) == 6
