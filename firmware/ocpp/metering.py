@@ -15,31 +15,31 @@ from firmware.ocpp.rpc import CallError, CallTimeout, NotConnected
 from firmware.settings import CSL, INT, OCPP, PERSIST, R, RW
 
 ENERGY = "Energy.Active.Import.Register"
-POWER = "Power.Active.Import"
-CURRENT = "Current.Import"
-VOLTAGE = "Voltage"
-CURRENT_OFFERED = "Current.Offered"
-POWER_OFFERED = "Power.Offered"
-FREQUENCY = "Frequency"
-TEMPERATURE = "Temperature"
-MEASURANDS = (ENERGY, POWER, CURRENT, VOLTAGE, CURRENT_OFFERED, POWER_OFFERED, FREQUENCY, TEMPERATURE)
+_POWER = const("Power.Active.Import")
+_CURRENT = const("Current.Import")
+_VOLTAGE = const("Voltage")
+_CURRENT_OFFERED = const("Current.Offered")
+_POWER_OFFERED = const("Power.Offered")
+_FREQUENCY = const("Frequency")
+_TEMPERATURE = const("Temperature")
+MEASURANDS = (ENERGY, _POWER, _CURRENT, _VOLTAGE, _CURRENT_OFFERED, _POWER_OFFERED, _FREQUENCY, _TEMPERATURE)
 
-PERIODIC = "Sample.Periodic"
-CLOCK = "Sample.Clock"
-TRIGGER = "Trigger"
-BEGIN = "Transaction.Begin"
-END = "Transaction.End"
+_PERIODIC = const("Sample.Periodic")
+_CLOCK = const("Sample.Clock")
+_TRIGGER = const("Trigger")
+_BEGIN = const("Transaction.Begin")
+_END = const("Transaction.End")
 
 KEEP = const(6)  # samples kept between Transaction.Begin and Transaction.End
 _CONNECTOR = const(1)
-_FILE = "stop_data.json"
+_FILE = const("stop_data.json")
 _MAX_WAIT_MS = const(1000)  # re-check at least this often: the clock or the connector may change
 _NEAR_MS = const(100)  # poll step in the last second before an aligned instant
 _NOMINAL_V = 230.0  # for Power.Offered while the meter has no voltage
 _DAY = const(86400)
 _PHASES = ("L1", "L2", "L3")
 _PHASES_N = ("L1-N", "L2-N", "L3-N")
-_CHARGING = "Charging"
+_CHARGING = const("Charging")
 
 
 def next_aligned(t, interval):
@@ -113,30 +113,30 @@ class Metering:
         for name in measurands_csv.split(","):
             if name == ENERGY:
                 _sv(out, "%d" % self.energy.total_wh, context, name, "Wh")
-            elif name == POWER:
+            elif name == _POWER:
                 if ok:
                     _sv(out, "%.0f" % m.power_w, context, name, "W")
-            elif name == CURRENT:
+            elif name == _CURRENT:
                 if ok:
                     for i in range(ph):
                         _sv(out, "%.1f" % m.current[i], context, name, "A", _PHASES[i])
-            elif name == VOLTAGE:
+            elif name == _VOLTAGE:
                 if ok:
                     for i in range(ph):
                         _sv(out, "%.1f" % m.voltage[i], context, name, "V", _PHASES_N[i])
-            elif name == CURRENT_OFFERED:
+            elif name == _CURRENT_OFFERED:
                 _sv(out, "%.1f" % ctl.offered_amps, context, name, "A")
-            elif name == POWER_OFFERED:
+            elif name == _POWER_OFFERED:
                 amps = ctl.offered_amps
                 p = 0.0
                 for i in range(ph):
                     v = m.voltage[i] if ok and m.voltage[i] > 0 else _NOMINAL_V
                     p += v * amps
                 _sv(out, "%.0f" % p, context, name, "W")
-            elif name == FREQUENCY:
+            elif name == _FREQUENCY:
                 if ok and m.frequency is not None:
                     _sv(out, "%.2f" % m.frequency, context, name, None)
-            elif name == TEMPERATURE:
+            elif name == _TEMPERATURE:
                 c = ctl.temperature_c
                 if c is not None:
                     _sv(out, "%.1f" % c, context, name, "Celsius", None, "Body")
@@ -157,7 +157,7 @@ class Metering:
                 out.append(json.loads(self._begin))
             for s in self._kept:
                 out.append(json.loads(s))
-        end = self.sample(END, self.settings.get("StopTxnSampledData"))
+        end = self.sample(_END, self.settings.get("StopTxnSampledData"))
         if end is not None:
             out.append(end)
         self._reset(None)
@@ -212,7 +212,7 @@ class Metering:
     # -- transactions -----------------------------------------------------------------
     def _on_start(self, tx):
         self._reset(tx.ref)
-        self._keep(BEGIN, "StopTxnSampledData", begin=True)
+        self._keep(_BEGIN, "StopTxnSampledData", begin=True)
         self._sampling = tx.ref
         iv = self.settings.get("MeterValueSampleInterval")
         # The interval counts from the start of the transaction.
@@ -287,17 +287,17 @@ class Metering:
         s = self.settings
         mode = s.get("ocppcm")
         if mode == 0 or self.controller.ocpp_status == _CHARGING:
-            mv = self.sample(PERIODIC, s.get("MeterValuesSampledData"))
+            mv = self.sample(_PERIODIC, s.get("MeterValuesSampledData"))
             if mv is not None:
                 self._send_tx(tx, mv)
-        self._keep(PERIODIC, "StopTxnSampledData")
+        self._keep(_PERIODIC, "StopTxnSampledData")
 
     def _aligned(self, tx, t):
-        mv = self.sample(CLOCK, self.settings.get("MeterValuesAlignedData"), t)
+        mv = self.sample(_CLOCK, self.settings.get("MeterValuesAlignedData"), t)
         if tx is not None:
             if mv is not None:
                 self._send_tx(tx, mv)
-            self._keep(CLOCK, "StopTxnAlignedData", t)
+            self._keep(_CLOCK, "StopTxnAlignedData", t)
         elif mv is not None:
             self._send_direct({"connectorId": _CONNECTOR, "meterValue": [mv]})
 
@@ -307,7 +307,7 @@ class Metering:
         transaction queue is not disturbed. False for an unknown connector."""
         if connector is not None and connector not in (0, _CONNECTOR):
             return False
-        mv = self.sample(TRIGGER, self.settings.get("MeterValuesSampledData"))
+        mv = self.sample(_TRIGGER, self.settings.get("MeterValuesSampledData"))
         if mv is not None:
             payload = {"connectorId": _CONNECTOR, "meterValue": [mv]}
             tx = self._transaction()
