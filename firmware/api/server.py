@@ -33,10 +33,11 @@ Request.max_body_length = _MAX_BODY
 Request.max_readline = _MAX_HEAD  # our reader enforces the real limits
 
 _JSON = {"Content-Type": "application/json"}
-REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 408: "Request Timeout",
-           413: "Payload Too Large", 414: "URI Too Long", 415: "Unsupported Media Type",
-           431: "Request Header Fields Too Large",
-           500: "Internal Server Error", 503: "Service Unavailable"}
+# The reason phrase of each error status the API answers, "|status phrase" each: one
+# string object, where a dict of phrases is a table and one object per phrase on the heap.
+_REASONS = const("|400 Bad Request|401 Unauthorized|403 Forbidden|408 Request Timeout|413 Payload Too Large"
+                 "|414 URI Too Long|415 Unsupported Media Type|431 Request Header Fields Too Large"
+                 "|500 Internal Server Error|503 Service Unavailable|")
 
 
 class HeadTooLarge(Exception):
@@ -108,6 +109,12 @@ class BoundedReader:
         return bytes(out)
 
 
+def reason(status, default=None):
+    """The reason phrase of an error status of _REASONS, else default."""
+    i = _REASONS.find("|%d " % status)
+    return _REASONS[i + 5:_REASONS.find("|", i + 1)] if i >= 0 else default
+
+
 def dumps(obj):
     return json.dumps(obj, separators=(",", ":"))
 
@@ -117,7 +124,7 @@ def json_response(obj, status=200, headers=None):
     if headers:
         h = dict(_JSON)
         h.update(headers)
-    return Response(dumps(obj), status, h, reason=REASONS.get(status))
+    return Response(dumps(obj), status, h, reason=reason(status))
 
 
 class Server(Microdot):
@@ -131,15 +138,15 @@ class Server(Microdot):
         self._freed = asyncio.Event()  # a place became free
         self.body_busy = False  # a large body is being read
         self.refused = 0  # requests answered with an error before routing (for tests and bench)
-        self.errorhandler(413)(lambda req: json_response({"error": REASONS[413]}, 413))
+        self.errorhandler(413)(lambda req: json_response({"error": reason(413)}, 413))
 
     async def _error(self, writer, status):
         self.refused += 1
         try:
-            reason = REASONS.get(status, "Error")
-            body = dumps({"error": reason})
+            phrase = reason(status, "Error")
+            body = dumps({"error": phrase})
             await writer.awrite(("HTTP/1.0 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                                 "Connection: close\r\n\r\n%s" % (status, reason, len(body), body)).encode())
+                                 "Connection: close\r\n\r\n%s" % (status, phrase, len(body), body)).encode())
         except Exception:  # noqa: BLE001 - the client may be gone already
             pass
 
