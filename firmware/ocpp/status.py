@@ -6,7 +6,7 @@ import asyncio
 
 from firmware import log
 from firmware.clock import format_iso
-from firmware.compat import ticks_diff, ticks_ms
+from firmware.compat import const, ticks_diff, ticks_ms
 from firmware.evse import codes, connector
 from firmware.evse.codes import Err
 from firmware.ocpp.rpc import CallError, CallTimeout, NotConnected
@@ -15,20 +15,20 @@ from firmware.settings import INT, OCPP, PERSIST, RW
 # go-e ocppcs: the index of the status in this tuple.
 STATUSES = ("Available", "Preparing", "Charging", "SuspendedEVSE", "SuspendedEV", "Finishing", "Reserved",
             "Unavailable", "Faulted")
-# OCPP 1.6 section 4.9: status -> the statuses it may change to (connectors > 0;
-# connector 0 only uses Available, Unavailable and Faulted, all reachable).
-_NEXT = {
-    "Available": ("Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Reserved", "Unavailable", "Faulted"),
-    "Preparing": ("Available", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Faulted"),
-    "Charging": ("Available", "SuspendedEV", "SuspendedEVSE", "Finishing", "Unavailable", "Faulted"),
-    "SuspendedEV": ("Available", "Charging", "SuspendedEVSE", "Finishing", "Unavailable", "Faulted"),
-    "SuspendedEVSE": ("Available", "Charging", "SuspendedEV", "Finishing", "Unavailable", "Faulted"),
-    "Finishing": ("Available", "Preparing", "Unavailable", "Faulted"),
-    "Reserved": ("Available", "Preparing", "Unavailable", "Faulted"),
-    "Unavailable": ("Available", "Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Faulted"),
-    "Faulted": ("Available", "Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Reserved",
-                "Unavailable"),
-}
+# OCPP 1.6 section 4.9 (connectors > 0; connector 0 only uses Available, Unavailable
+# and Faulted, all reachable): row "from", column "to", both in the order of STATUSES,
+# "x" where the change is allowed. One string: a dict of tuples of names cost 1.5 KB
+# of heap on a board without PSRAM.
+#              to: Available Preparing Charging SuspendedEVSE SuspendedEV Finishing Reserved Unavailable Faulted
+_NEXT = const(".xxxx.xxx"  # Available
+              "x.xxxx..x"  # Preparing
+              "x..xxx.xx"  # Charging
+              "x.x.xx.xx"  # SuspendedEVSE
+              "x.xx.x.xx"  # SuspendedEV
+              "xx.....xx"  # Finishing
+              "xx.....xx"  # Reserved
+              "xxxxx...x"  # Unavailable
+              "xxxxxxxx.")  # Faulted
 # Where a transition is missing from the table, the first of these the table
 # allows in between (e.g. Finishing -> Preparing -> Charging: a new transaction).
 _BRIDGES = ("Preparing", "Available", "Finishing")
@@ -41,7 +41,11 @@ _RETRY_MS = 5000  # after a StatusNotification got no answer
 
 def allowed(old, new):
     """True when OCPP 1.6 4.9 allows the change old -> new (old None: nothing reported yet)."""
-    return old is None or old == new or new in _NEXT.get(old, ())
+    if old is None or old == new:
+        return True
+    if old not in STATUSES or new not in STATUSES:
+        return False
+    return _NEXT[9 * STATUSES.index(old) + STATUSES.index(new)] == "x"
 
 
 def bridge(old, new):
