@@ -201,7 +201,7 @@ class HttpApi:
         await self.app.start_server(host=host, port=port)
 
     def listening(self):
-        return getattr(self.app, "server", None) is not None
+        return self.app.server is not None  # microdot sets it once listening
 
     def shutdown(self):
         self.app.shutdown()
