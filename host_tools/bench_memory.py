@@ -23,10 +23,12 @@ from pathlib import Path
 from host_tools.runtime import MICROPYTHON, ROOT
 
 # Not part of the running application: the host-only bench, the configuration
-# tool (`mpremote exec "from firmware import config"`) and the Modbus meter driver
-# (imported only when /meter.json asks for it; S0 is the default). Measured apart.
+# tool (`mpremote exec "from firmware import config"`), the Modbus meter driver
+# (imported only when /meter.json asks for it; S0 is the default) and the X.509
+# reader (imported only when TLS material is set: its checks at load and on write,
+# the ocppcn retry). Measured apart.
 _HOST_ONLY = ("firmware.evse.bench",)
-EXTRAS = ("firmware.config", "firmware.evse.modbus")
+EXTRAS = ("firmware.config", "firmware.evse.modbus", "firmware.x509")
 # The board's own hardware modules, replaced by stubs imported before the baseline.
 _STUBS = {"machine": "class Pin:\n    IRQ_FALLING = 1\n    IRQ_RISING = 2\n    IN = 0\n    OUT = 1\n"
                      "    PULL_UP = 2\n\n\nADC = PWM = UART = WDT = Pin\n\n\ndef unique_id():\n"
