@@ -15,11 +15,9 @@ except ImportError:
 
 try:
     from time import ticks_ms, ticks_us, ticks_diff, ticks_add
-    IS_HOST_SHIM = False
 except ImportError:
     import time as _time
 
-    IS_HOST_SHIM = True
     # Wrap at 2**30 like MicroPython so wrap-around bugs show on the host too.
     _PERIOD = 1 << 30
     _MASK = _PERIOD - 1
@@ -40,47 +38,10 @@ except ImportError:
         return ((a - b + _HALF) & _MASK) - _HALF
 
 try:
-    from time import sleep_ms as _blocking_sleep_ms
-except ImportError:
-    import time as _time2
-
-    def _blocking_sleep_ms(ms):
-        _time2.sleep(ms / 1000)
-
-try:
     sleep_ms = asyncio.sleep_ms
 except AttributeError:
     def sleep_ms(ms):
         return asyncio.sleep(ms / 1000)
-
-blocking_sleep_ms = _blocking_sleep_ms
-
-try:
-    ThreadSafeFlag = asyncio.ThreadSafeFlag
-except AttributeError:
-    class ThreadSafeFlag:
-        """asyncio.ThreadSafeFlag for CPython: set() from a callback, wait() in a task."""
-
-        def __init__(self):
-            self._flag = False
-            self._event = None
-
-        def set(self):
-            self._flag = True
-            ev = self._event
-            if ev is not None:
-                ev.set()
-
-        def clear(self):
-            self._flag = False
-
-        async def wait(self):
-            while not self._flag:
-                if self._event is None:
-                    self._event = asyncio.Event()
-                self._event.clear()
-                await self._event.wait()
-            self._flag = False
 
 try:
     current_task = asyncio.current_task
@@ -104,10 +65,7 @@ except ImportError:
         return 0
 
 try:
-    from micropython import mem_peak as _mem_peak
-
-    def mem_peak():
-        return _mem_peak()
+    from micropython import mem_peak
 except ImportError:
     def mem_peak():
         return -1
@@ -133,8 +91,7 @@ except AttributeError:
 
 
 if hasattr(os, "urandom"):
-    def urandom(n):
-        return os.urandom(n)
+    urandom = os.urandom
 else:  # the WebAssembly port (memory benchmarks): ids and masks only, no keys
     def urandom(n):
         import random

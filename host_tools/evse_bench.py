@@ -10,8 +10,9 @@ On the host side: it drives the simulation board, which the device bundle does n
 run_bench() returns the figures as a dict for a table; main() prints them.
 """
 import asyncio
+import sys
 
-from firmware.compat import IS_HOST_SHIM, sleep_ms, ticks_diff, ticks_ms, ticks_us
+from firmware.compat import sleep_ms, ticks_diff, ticks_ms, ticks_us
 from firmware.evse.controller import DEFAULTS, ChargeController
 
 
@@ -148,7 +149,7 @@ async def _reaction(trials, load):
 
 
 def run_bench(trials=30, print_fn=print):
-    name = "cpython" if IS_HOST_SHIM else "micropython"
+    name = sys.implementation.name  # "cpython" or "micropython"
     tick, debounce = DEFAULTS["tick_ms"], DEFAULTS["pilot_debounce"]
     res = {"runtime": name, "tick_ms": tick}
     mean_us, max_us = tick_cost()
