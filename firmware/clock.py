@@ -4,11 +4,11 @@ Until the clock is set nothing is timestamped (never 1970 dates): `now()`
 returns None. Date conversion is done here by civil-calendar arithmetic so it
 is the same on both runtimes, whatever epoch their time module uses.
 """
-from firmware.compat import ticks_add, ticks_diff, ticks_ms
+from firmware.compat import const, ticks_add, ticks_diff, ticks_ms
 
-_DAY = 86400
+_DAY = const(86400)
 # Re-anchor well inside the ticks_diff range (2**29 ms, about 6 days).
-_REANCHOR_MS = 86400000
+_REANCHOR_MS = const(86400000)
 
 
 def _days_from_civil(y, m, d):

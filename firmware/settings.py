@@ -30,7 +30,6 @@ OCPP = const(64)  # listed in OCPP GetConfiguration
 URL_PASSWORD = const(128)  # a URL whose user:password@ password reads masked; written back masked, it is kept
 
 _FILE = "settings.json"
-_KIND_NAMES = ("boolean", "integer", "number", "string", "string", "value")
 
 
 class Setting:

@@ -17,16 +17,6 @@ PILOT_F = const(5)  # -12 V: EVSE error
 PILOT_NAMES = ("A", "B", "C", "D", "E", "F")
 
 
-class Car:
-    """go-e `car`."""
-    UNKNOWN = 0
-    IDLE = 1
-    CHARGING = 2
-    WAIT_CAR = 3
-    COMPLETE = 4
-    ERROR = 5
-
-
 class Err:
     """go-e `err`; the controller's `fault` uses the same numbers."""
     NONE = 0
@@ -110,15 +100,16 @@ _OCPP_ERROR = (
 )
 
 
-# go-e names of the err numbers: the vendorErrorCode of an OtherError without a better one.
-ERR_NAMES = ("None", "FiAc", "FiDc", "Phase", "Overvolt", "Overamp", "Diode", "PpInvalid", "GndInvalid",
-             "ContactorStuck", "ContactorMiss", "FiUnknown", "Unknown", "Overtemp", "NoComm", "LockStuckOpen",
-             "LockStuckLocked")
+# go-e names of the err numbers, in order: the vendorErrorCode of an OtherError without a
+# better one. One string, split when a fault is reported: a tuple would cost a name each.
+_ERR_NAMES = "None FiAc FiDc Phase Overvolt Overamp Diode PpInvalid GndInvalid ContactorStuck ContactorMiss " \
+             "FiUnknown Unknown Overtemp NoComm LockStuckOpen LockStuckLocked"
 
 
 def err_name(err):
-    if 0 <= err < len(ERR_NAMES):
-        return ERR_NAMES[err]
+    names = _ERR_NAMES.split()
+    if 0 <= err < len(names):
+        return names[err]
     return "Err%d" % err
 
 

@@ -10,8 +10,16 @@ OCPP status, first match wins:
   not authorized -> Preparing; offering: EV in B -> SuspendedEV, else Charging;
   not offering (limit, force off, phase switch, ...) -> SuspendedEVSE.
 """
+from firmware.compat import const
 from firmware.evse import codes
-from firmware.evse.codes import PILOT_A, PILOT_B, Car, Err, ModelStatus
+from firmware.evse.codes import PILOT_A, PILOT_B, Err, ModelStatus
+
+# go-e `car` (only this module computes it).
+_CAR_IDLE = const(1)
+_CAR_CHARGING = const(2)
+_CAR_WAIT = const(3)
+_CAR_COMPLETE = const(4)
+_CAR_ERROR = const(5)
 
 def ocpp_status(c):
     if c.fault:
@@ -49,15 +57,15 @@ def ocpp_error_code(c):
 
 def car(c):
     if c.fault:
-        return Car.ERROR
+        return _CAR_ERROR
     st = c.pilot
     if st == PILOT_A:
-        return Car.IDLE
+        return _CAR_IDLE
     if c.contactor_closed:
-        return Car.CHARGING
+        return _CAR_CHARGING
     if c.complete:
-        return Car.COMPLETE
-    return Car.WAIT_CAR
+        return _CAR_COMPLETE
+    return _CAR_WAIT
 
 
 def model_status(c):

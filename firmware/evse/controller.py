@@ -30,15 +30,15 @@ from firmware.evse.phase_switch import PhaseSwitch
 from firmware.evse.pilot import DUTY_OFF, MAX_DA, MIN_DA, PWM_FREQ, PilotStateMachine, amps_to_duty, duty_to_u16
 from firmware.evse.temperature import TemperatureGuard
 
-TICK_MS = const(20)
+_TICK_MS = const(20)
 
-FRC_NEUTRAL = const(0)
-FRC_OFF = const(1)
-FRC_ON = const(2)
+_FRC_NEUTRAL = const(0)
+_FRC_OFF = const(1)
+_FRC_ON = const(2)
 
-UST_NORMAL = const(0)  # locked while a car is connected
-UST_AUTO_UNLOCK = const(1)  # unlocks when charging is done
-UST_ALWAYS = const(2)  # always locked (unlock() releases it until the next plug)
+_UST_NORMAL = const(0)  # locked while a car is connected
+_UST_AUTO_UNLOCK = const(1)  # unlocks when charging is done
+_UST_ALWAYS = const(2)  # always locked (unlock() releases it until the next plug)
 
 _CLEARED_BY_UNPLUG = (Err.FI_DC, Err.DIODE, Err.OVERAMP, Err.LOCK_STUCK_OPEN, Err.CONTACTOR_MISS)
 
@@ -46,7 +46,7 @@ DEFAULTS = {
     "max_amps": 32,  # rating of the charger and its supply
     "phases": 3,  # phases installed
     "allow_ventilation": False,  # accept state D
-    "tick_ms": TICK_MS,
+    "tick_ms": _TICK_MS,
     # IEC 61851-1: the EV has 3 s to stop drawing after the PWM is withdrawn.
     "stop_grace_ms": 3000,
     "stop_current_a": 1.0,  # below this on every phase the EV counts as paused
@@ -65,7 +65,7 @@ DEFAULTS = {
     "pilot_debounce": 2,
     "pilot_hysteresis_mv": 400,
     "psm": 0,
-    "ust": UST_NORMAL,
+    "ust": _UST_NORMAL,
 }
 
 
@@ -113,7 +113,7 @@ class ChargeController:
         # Commands
         self._enabled = True
         self._authorized = False
-        self._frc = FRC_NEUTRAL
+        self._frc = _FRC_NEUTRAL
         self._psm = _opt(config, "psm")
         self._ust = _opt(config, "ust")
         self._phase_req = None
@@ -386,7 +386,7 @@ class ChargeController:
         if da > MAX_DA:
             da = MAX_DA
         self._offer_limit_da = da
-        return (fault == 0 and plugged and self._enabled and self._authorized and self._frc != FRC_OFF
+        return (fault == 0 and plugged and self._enabled and self._authorized and self._frc != _FRC_OFF
                 and not self._unlock_req and not phase_busy and self._lock_ok and da >= MIN_DA)
 
     def _drive_contactor(self, now, st, fault, offer, meter):
@@ -464,9 +464,9 @@ class ChargeController:
             return True  # the socket contacts may be live
         if self._unlock_req:
             want = False
-        elif self._ust == UST_ALWAYS or self._hold:
+        elif self._ust == _UST_ALWAYS or self._hold:
             want = True
-        elif self._ust == UST_AUTO_UNLOCK:
+        elif self._ust == _UST_AUTO_UNLOCK:
             want = plugged and not self.complete
         else:
             want = plugged
@@ -717,9 +717,7 @@ class ChargeController:
     def car(self):
         return connector.car(self)
 
-    @property
-    def err(self):
-        return self._latched or self._live
+    err = fault  # go-e `err` is the fault number
 
     @property
     def model_status(self):

@@ -52,10 +52,6 @@ class StatusLed:
     def set_blink_repeat(self, n):
         self._repeat = n
 
-    @property
-    def intensity_level(self):
-        return self._level
-
     def update(self, now):
         on_ms, period = self._pattern
         if self._pattern is _FAULT and self._repeat > 0:

@@ -7,13 +7,13 @@ pause with no offer, so the EV sees a clean new start; then the offer resumes.
 """
 from firmware.compat import const, ticks_diff
 
-IDLE = const(0)
-STOPPING = const(1)  # waiting for the contactor to open
-PAUSE = const(2)  # switched; holding the offer back for pause_ms
+_IDLE = const(0)
+_STOPPING = const(1)  # waiting for the contactor to open
+_PAUSE = const(2)  # switched; holding the offer back for pause_ms
 
-PSM_AUTO = const(0)
-PSM_ONE = const(1)
-PSM_THREE = const(2)
+_PSM_AUTO = const(0)
+_PSM_ONE = const(1)
+_PSM_THREE = const(2)
 
 
 class PhaseSwitch:
@@ -21,7 +21,7 @@ class PhaseSwitch:
         self._relay = relay
         self.installed = installed
         self.pause_ms = pause_ms
-        self.stage = IDLE
+        self.stage = _IDLE
         self._t0 = 0
         # Relay on = L2/L3 connected. Starts at what the installation has.
         self.active = installed if (relay is None or installed == 1) else 3
@@ -36,9 +36,9 @@ class PhaseSwitch:
         """Phases wanted: psm forces 1 or 3; auto takes the request (None = no wish; 2 cannot be wired, so 3)."""
         if not self.can_switch:
             return self.active
-        if psm == PSM_ONE:
+        if psm == _PSM_ONE:
             return 1
-        if psm == PSM_THREE:
+        if psm == _PSM_THREE:
             return 3
         if requested == 1:
             return 1
@@ -46,21 +46,21 @@ class PhaseSwitch:
 
     def update(self, now, desired, contactor_closed, plugged):
         """Advance the sequence; True while the offer must stay withdrawn."""
-        if self.stage == PAUSE:
+        if self.stage == _PAUSE:
             if ticks_diff(now, self._t0) < self.pause_ms:
                 return True
-            self.stage = IDLE
+            self.stage = _IDLE
         if desired == self.active or not self.can_switch:
-            self.stage = IDLE
+            self.stage = _IDLE
             return False
         if contactor_closed:
-            self.stage = STOPPING
+            self.stage = _STOPPING
             return True
         self._relay.value(1 if desired == 3 else 0)
         self.active = desired
         if plugged:
-            self.stage = PAUSE
+            self.stage = _PAUSE
             self._t0 = now
             return True
-        self.stage = IDLE
+        self.stage = _IDLE
         return False

@@ -56,7 +56,7 @@ def duty_to_u16(duty):
 _EDGES = (10500, 7500, 4500, 1500, -6000)
 # During PWM the low level must reach -12 V through the EV's diode; without it
 # the EV's resistor pulls it to about -9 V (B) or -6 V (C).
-DIODE_LOW_MAX_MV = const(-10000)
+_DIODE_LOW_MAX_MV = const(-10000)
 
 
 class PilotStateMachine:
@@ -124,7 +124,7 @@ class PilotStateMachine:
         ok = False
         if pwm_on and PILOT_B <= st <= PILOT_D and raw == st:
             # low_mv None: the sampler could not catch the low phase (very high duty).
-            if low_mv is not None and low_mv > DIODE_LOW_MAX_MV:
+            if low_mv is not None and low_mv > _DIODE_LOW_MAX_MV:
                 self._diode_count += 1
                 if self._diode_count >= self.debounce:
                     self.diode_fault = True
