@@ -21,14 +21,12 @@ preallocated attributes and everything that allocates runs only on a change.
 """
 from firmware.compat import const, print_exception, sleep_ms, ticks_add, ticks_diff, ticks_ms
 from firmware.evse import codes, connector
-from firmware.evse.cable_lock import CableLock
 from firmware.evse.codes import PILOT_A, PILOT_B, PILOT_C, PILOT_D, PILOT_E, PILOT_NAMES, Cus, Err, ModelStatus
-from firmware.evse.contactor import Contactor
+from firmware.evse.actuators import CableLock, Contactor
 from firmware.evse.led import StatusLed
-from firmware.evse.limits import CurrentLimits
+from firmware.evse.limits import CurrentLimits, TemperatureGuard
 from firmware.evse.phase_switch import PhaseSwitch
 from firmware.evse.pilot import DUTY_OFF, MAX_DA, MIN_DA, PWM_FREQ, PilotStateMachine, amps_to_duty, duty_to_u16
-from firmware.evse.temperature import TemperatureGuard
 
 _TICK_MS = const(20)
 
