@@ -56,8 +56,9 @@ schemas: $(STAMP)
 
 # With MICROPYTHON_BIN=the .bin from micropython.org, also one flashable file: MicroPython and
 # fs.img merged at the offsets of the partition table read from that .bin (build/$(BOARD)/flash.bin).
+# With ROMFS=1, also the bundle as a ROMFS image for boards without PSRAM (build/$(BOARD)/romfs.img).
 image: $(STAMP)
-	$(VPY) -m host_tools image --board $(BOARD) $(if $(MICROPYTHON_BIN),--micropython $(MICROPYTHON_BIN))
+	$(VPY) -m host_tools image --board $(BOARD) $(if $(MICROPYTHON_BIN),--micropython $(MICROPYTHON_BIN)) $(if $(ROMFS),--romfs)
 
 # Write build/$(BOARD)/flash.bin (make image MICROPYTHON_BIN=...) with esptool; or, with
 # FIRMWARE=the MicroPython .bin, that and the filesystem image. Without either it explains.
