@@ -66,9 +66,10 @@ flash: $(STAMP)
 	$(VPY) -m host_tools flash --port $(PORT) --board $(BOARD) $(if $(FIRMWARE),--firmware $(FIRMWARE))
 
 # Bring the board's files up to date (only what changed, stale files removed, /data kept) with mpremote;
-# Wi-Fi and settings: python -m host_tools deploy --help.
+# Wi-Fi and settings: python -m host_tools deploy --help. ROMFS=1: the bundle into the board's ROMFS
+# partition (mpremote romfs deploy), main.py on the filesystem.
 deploy: $(STAMP)
-	$(VPY) -m host_tools deploy --port $(PORT) --board $(BOARD)
+	$(VPY) -m host_tools deploy --port $(PORT) --board $(BOARD) $(if $(ROMFS),--romfs)
 
 # A connected board's settings: make config PORT=/dev/ttyUSB0 ARGS='get ocpph' or ARGS='set ocpph=60'.
 config: $(STAMP)
