@@ -56,8 +56,9 @@ schemas: $(STAMP)
 
 # With MICROPYTHON_BIN=the .bin from micropython.org, also one flashable file: MicroPython and
 # fs.img merged at the offsets of the partition table read from that .bin (build/$(BOARD)/flash.bin).
+# With ROMFS=1, also the bundle as a ROMFS image for boards without PSRAM (build/$(BOARD)/romfs.img).
 image: $(STAMP)
-	$(VPY) -m host_tools image --board $(BOARD) $(if $(MICROPYTHON_BIN),--micropython $(MICROPYTHON_BIN))
+	$(VPY) -m host_tools image --board $(BOARD) $(if $(MICROPYTHON_BIN),--micropython $(MICROPYTHON_BIN)) $(if $(ROMFS),--romfs)
 
 # Write build/$(BOARD)/flash.bin (make image MICROPYTHON_BIN=...) with esptool; or, with
 # FIRMWARE=the MicroPython .bin, that and the filesystem image. Without either it explains.
@@ -65,9 +66,10 @@ flash: $(STAMP)
 	$(VPY) -m host_tools flash --port $(PORT) --board $(BOARD) $(if $(FIRMWARE),--firmware $(FIRMWARE))
 
 # Bring the board's files up to date (only what changed, stale files removed, /data kept) with mpremote;
-# Wi-Fi and settings: python -m host_tools deploy --help.
+# Wi-Fi and settings: python -m host_tools deploy --help. ROMFS=1: the bundle into the board's ROMFS
+# partition (mpremote romfs deploy), main.py on the filesystem.
 deploy: $(STAMP)
-	$(VPY) -m host_tools deploy --port $(PORT) --board $(BOARD)
+	$(VPY) -m host_tools deploy --port $(PORT) --board $(BOARD) $(if $(ROMFS),--romfs)
 
 # A connected board's settings: make config PORT=/dev/ttyUSB0 ARGS='get ocpph' or ARGS='set ocpph=60'.
 config: $(STAMP)

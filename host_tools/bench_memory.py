@@ -141,16 +141,6 @@ def per_package(modules):
     return out
 
 
-def romfs_image(bundle, path):
-    from mpremote.romfs import make_romfs
-    import contextlib
-    import io
-    with contextlib.redirect_stdout(io.StringIO()):  # its listing of the tree
-        img = make_romfs(str(bundle), mpy_cross=False)
-    Path(path).write_bytes(img)
-    return len(img)
-
-
 def _run_mp(code, heap="4M"):
     proc = subprocess.run([MICROPYTHON, "-X", "heapsize=" + heap, "-c", code], capture_output=True, text=True,
                           cwd="/", timeout=120, env={"MICROPYPATH": ".frozen"})
@@ -198,7 +188,7 @@ def _setup_cost(mods):
     from host_tools import image
     bundle = Path(image.build_bundle("host")["bundle"])
     img = bundle.parent / "bundle.romfs"
-    romfs_image(bundle, img)
+    image.build_romfs_image(bundle, img)
     with tempfile.TemporaryDirectory() as d:
         code = _PRE % (["/rom", ".frozen"], []) + _MOUNT % str(img) + _IMPORTS % (mods,)
         code = code.replace("print('RESULT '", "_r = ('RESULT '") + _SETUP % (d, d)
@@ -212,7 +202,7 @@ def bench_romfs(quick=False, board="esp32_devkitc"):
     summary = image.build_bundle(board)
     bundle = Path(summary["bundle"])
     img = bundle.parent / "bundle.romfs"
-    size = romfs_image(bundle, img)
+    size = image.build_romfs_image(bundle, img)
     mods = app_modules(board)
     stubs = _stubs()
     pre_rom = _PRE % (["/rom", ".frozen", stubs], list(_STUBS)) + _MOUNT % str(img)

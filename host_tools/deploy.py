@@ -12,6 +12,14 @@ settings (--set KEY=JSON, repeatable) through the firmware's own config module,
 so the values pass the same validators as over OCPP or HTTP. Settings apply at
 the board's next boot; --reset reboots it at the end.
 
+--romfs (make deploy ROMFS=1), for boards without PSRAM: the bundle goes into
+the board's ROMFS partition as one image (build/<board>/romfs.img, written by
+`mpremote romfs deploy`; mounted at /rom, where bytecode runs from flash), and
+only main.py to the filesystem; a filesystem copy of the bundle left by an
+earlier deploy is removed, since it comes before /rom on sys.path and would
+shadow it. The state is kept as above. Needs MicroPython >= 1.25 built with a
+ROMFS partition.
+
 The board must already run MicroPython (make flash). mpremote connects with
 `resume` (no soft reset: the unix-port virtual board of the tests would end).
 Interrupting a running charger leaves its watchdog armed, so deploy first has
@@ -58,16 +66,17 @@ def _sources(board):
     return srcs
 
 
-def is_stale(board, bundle, fs=False):
-    """True when the bundle (and, with fs, fs.img) is missing or older than any source it is built from."""
+def is_stale(board, bundle, fs=False, romfs=False):
+    """True when the bundle (and, with fs, fs.img; with romfs, romfs.img) is missing or older than any
+    source it is built from."""
     bundle = Path(bundle)
     manifest = bundle.parent / "bundle-manifest.json"
     if not manifest.exists() or not bundle.is_dir():
         return True
     built = manifest.stat().st_mtime
-    if fs:
-        img = bundle.parent / "fs.img"
-        if not img.exists() or img.stat().st_mtime < built:
+    for wanted, name in ((fs, "fs.img"), (romfs, "romfs.img")):
+        img = bundle.parent / name
+        if wanted and (not img.exists() or img.stat().st_mtime < built):
             return True
     try:
         files = json.loads(manifest.read_text())["files"]
@@ -78,12 +87,12 @@ def is_stale(board, bundle, fs=False):
     return any(p.stat().st_mtime > built for p in _sources(board))
 
 
-def ensure_built(board, fs=False):
+def ensure_built(board, fs=False, romfs=False):
     """The board's bundle directory, rebuilt first if stale; returns (bundle path, rebuilt?)."""
     bundle = board_build_dir(board) / "bundle"
-    if not is_stale(board, bundle, fs):
+    if not is_stale(board, bundle, fs, romfs):
         return bundle, False
-    summary = image.build(board, fs=fs)
+    summary = image.build(board, fs=fs, romfs=romfs)
     return Path(summary["bundle"]), True
 
 
@@ -154,9 +163,14 @@ def probe(port, timeout=PROBE_TIMEOUT_S):
                       "flashed (make flash) and is no other program using the port?" % (port, timeout))
 
 
+def mpremote_command(port, *args):
+    """The command line of one mpremote session on the board."""
+    return MPREMOTE + ["connect", port, "resume", *args]
+
+
 def mpremote(port, *args, timeout=MPREMOTE_TIMEOUT_S):
     """Run one mpremote session on the board; returns its stdout, raises DeployError on failure."""
-    cmd = MPREMOTE + ["connect", port, "resume", *args]
+    cmd = mpremote_command(port, *args)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -206,7 +220,7 @@ except Exception:
 WDT_TIMEOUT_MS = 10000  # boards/esp32_devkitc/main.py WDT_MS
 
 # Runs on the board: the SHA-256 of every file under the bundle's folders and of
-# the root files it manages, and the folders there, as one JSON line.
+# the root files it manages, and those folders and the ones in them, as one JSON line.
 _SCAN_CODE = """import os, json, hashlib, binascii
 def _dh(p, b=bytearray(512)):
     h = hashlib.sha256()
@@ -229,7 +243,11 @@ _f = {}
 _d = []
 for _n in os.listdir():
     if _n in %r:
-        _dw(_n, _f, _d) if os.stat(_n)[0] & 0x4000 else _f.__setitem__(_n, _dh(_n))
+        if os.stat(_n)[0] & 0x4000:
+            _d.append(_n)
+            _dw(_n, _f, _d)
+        else:
+            _f[_n] = _dh(_n)
 print('DEPLOY-SCAN ' + json.dumps({'files': _f, 'dirs': _d}))
 """
 
@@ -285,6 +303,36 @@ def plan(bundle, files, on_board):
     return {"copy": copy, "remove": remove, "rmdir": rmdir, "mkdir": mkdir}
 
 
+def romfs_args(img):
+    """mpremote's arguments that write a ROMFS image into the board's first ROMFS partition."""
+    return ["romfs", "deploy", str(img)]
+
+
+def romfs_plan(bundle, files, on_board):
+    """The filesystem's share of a ROMFS deploy: main.py copied (when it changed), every other file and
+    folder of the bundle removed from the filesystem (it would shadow /rom), the state kept."""
+    return plan(bundle, [rel for rel in files if rel == "main.py"], on_board)
+
+
+def write_romfs(port, bundle, img=None):
+    """Write the bundle's ROMFS image (img, or one built from the bundle) into the board's ROMFS
+    partition; returns its size. DeployError when the board has none."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if img is None:
+            img = Path(tmp) / "romfs.img"
+            image.build_romfs_image(bundle, img)
+        try:
+            mpremote(port, *romfs_args(img))
+        except DeployError as e:
+            text = str(e)
+            if "ROMFS is not enabled" in text or "partition not found" in text:
+                raise DeployError("the board on %s has no ROMFS partition (%s): flash a MicroPython >= 1.25 "
+                                  "built with one, or deploy without ROMFS=1 (needs a board with PSRAM); nothing "
+                                  "was changed on the board" % (port, text.rsplit(": ", 1)[-1]))
+            raise
+        return Path(img).stat().st_size
+
+
 SAFE_NOTE = "safe    the interrupted charger's outputs: pilot steady +12 V, contactor open"
 
 
@@ -321,17 +369,20 @@ def apply_settings(port, settings, state_dir=REMOTE_STATE_DIR):
     return _tagged(out, "DEPLOY-SET", "apply the settings")
 
 
-def deploy(port, board="esp32_devkitc", bundle=None, wifi=None, settings=None, reset=False, say=print):
+def deploy(port, board="esp32_devkitc", bundle=None, wifi=None, settings=None, reset=False, say=print,
+           romfs=False):
     """Bring the board's files up to date with the bundle (built first if needed), write wifi.json,
-    apply settings.
+    apply settings. With romfs, the bundle goes into the ROMFS partition and main.py to the filesystem.
 
     Returns True when every setting was accepted. Raises DeployError when a step fails.
     """
     t0 = time.monotonic()
     settings = settings or {}
+    img = None
     if bundle is None:
-        bundle, rebuilt = ensure_built(board)
+        bundle, rebuilt = ensure_built(board, romfs=romfs)
         say("bundle  %s (%s)" % (bundle, "rebuilt" if rebuilt else "up to date"))
+        img = Path(bundle).parent / "romfs.img"
     bundle = Path(bundle)
     if not bundle.is_dir():
         raise DeployError("no bundle at %s: run make image BOARD=%s" % (bundle, board))
@@ -340,14 +391,25 @@ def deploy(port, board="esp32_devkitc", bundle=None, wifi=None, settings=None, r
     on_board, safe = scan(port, files)
     if safe:
         say(SAFE_NOTE)
-    steps = plan(bundle, files, on_board)
+    if romfs:
+        # The partition first: a board without one is refused before its filesystem is changed.
+        rom_bytes = write_romfs(port, bundle, img)
+        say("romfs   %d bytes written to the ROMFS partition (mounted at /rom)" % rom_bytes)
+        steps = romfs_plan(bundle, files, on_board)
+    else:
+        steps = plan(bundle, files, on_board)
     if steps["copy"] or steps["remove"] or steps["mkdir"] or steps["rmdir"]:
         sync(port, bundle, steps)
     size = sum((bundle / rel).stat().st_size for rel in steps["copy"])
     named = ": " + ", ".join(steps["copy"]) if 0 < len(steps["copy"]) <= 5 else ""
-    say("copied  %d of %d files, %d bytes to %s:/%s" % (len(steps["copy"]), len(files), size, port, named))
+    total = len([rel for rel in files if rel == "main.py"]) if romfs else len(files)
+    say("copied  %d of %d files, %d bytes to %s:/%s" % (len(steps["copy"]), total, size, port, named))
     if steps["remove"] or steps["rmdir"]:
-        say("removed %s" % ", ".join(steps["remove"] + [d + "/" for d in steps["rmdir"]]))
+        removed = ", ".join(steps["remove"] + [d + "/" for d in steps["rmdir"]])
+        if romfs:
+            say("removed the filesystem copy of the bundle, which would shadow /rom: %s" % removed)
+        else:
+            say("removed %s" % removed)
     if wifi is not None:
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / "wifi.json"
@@ -381,6 +443,8 @@ def main(argv=None):
                    help="a charger setting, e.g. --set ocpph=30 --set 'ocppu=\"wss://csms/ocpp/CP-1\"' "
                         "(repeatable)")
     p.add_argument("--reset", action="store_true", help="hard-reset the board at the end")
+    p.add_argument("--romfs", action="store_true", help="the bundle into the board's ROMFS partition (boards "
+                                                        "without PSRAM), main.py to the filesystem")
     args = p.parse_args(argv)
     try:
         # Bad arguments are refused before anything is written to the board.
@@ -388,7 +452,7 @@ def main(argv=None):
         wifi = parse_wifi(args.wifi) if args.wifi is not None else None
         if args.bundle is None:
             image.check_board(args.board)
-        ok = deploy(args.port, args.board, args.bundle, wifi, settings, args.reset)
+        ok = deploy(args.port, args.board, args.bundle, wifi, settings, args.reset, romfs=args.romfs)
     except DeployError as e:
         print("deploy: %s" % e, file=sys.stderr)
         return 1

@@ -14,6 +14,11 @@ micropython.org) and a filesystem image sized for its vfs partition, merged by
 `esptool merge-bin` at the offsets of the partition table read from that .bin
 (host_tools/partitions.py), not assumed. `make flash` writes it.
 
+`--romfs` (make image ROMFS=1) also builds build/<board>/romfs.img: the bundle
+as a ROMFS image (mpremote's builder), for boards without PSRAM, where the
+bytecode runs from a ROMFS partition in flash instead of being loaded into RAM;
+`make deploy ROMFS=1` writes it.
+
 `--board host` builds the simulation board's bundle (no fs image): the
 simulator runs it with `python -m host_tools sim --bundle build/host/bundle`.
 """
@@ -180,6 +185,17 @@ def build_fs_image(bundle, path, size=VFS_SIZE, block_size=BLOCK_SIZE, offset=VF
             "block_count": size // block_size, "vfs_offset": offset}
 
 
+def build_romfs_image(bundle, path):
+    """The bundle as a ROMFS image (mpremote's builder, the files already compiled); returns its size."""
+    import contextlib
+    import io
+    from mpremote.romfs import make_romfs
+    with contextlib.redirect_stdout(io.StringIO()):  # its listing of the tree
+        img = make_romfs(str(bundle), mpy_cross=False)
+    Path(path).write_bytes(img)
+    return len(img)
+
+
 def flash_layout(board, micropython):
     """(firmware layout, vfs partition) of a MicroPython .bin, checked against the board's chip."""
     if board not in BOARD_CHIPS:
@@ -214,10 +230,13 @@ def merge(board, micropython, bundle, out_dir):
     return info
 
 
-def build(board, fs=True, micropython=None):
+def build(board, fs=True, micropython=None, romfs=False):
     if micropython is not None:
         flash_layout(board, micropython)  # a wrong file is refused before anything is built
     summary = build_bundle(board)
+    if romfs:
+        img = ROOT / "build" / board / "romfs.img"
+        summary.update({"romfs_image": str(img), "romfs_bytes": build_romfs_image(summary["bundle"], img)})
     if micropython is not None:
         summary.update(merge(board, micropython, summary["bundle"], ROOT / "build" / board))
     elif fs and board != "host":
@@ -231,9 +250,11 @@ def main(argv=None):
     p.add_argument("--no-fs", dest="fs", action="store_false", help="bundle only, no LittleFS image")
     p.add_argument("--micropython", metavar="FILE", help="the MicroPython .bin from micropython.org: also merge it "
                                                          "and the filesystem image into build/<board>/flash.bin")
+    p.add_argument("--romfs", action="store_true", help="also the bundle as a ROMFS image, build/<board>/romfs.img "
+                                                           "(boards without PSRAM; make deploy ROMFS=1 writes it)")
     args = p.parse_args(argv)
     try:
-        s = build(args.board, args.fs, args.micropython)
+        s = build(args.board, args.fs, args.micropython, args.romfs)
     except partitions.LayoutError as e:
         print("image: %s" % e, file=sys.stderr)
         return 1
@@ -243,6 +264,9 @@ def main(argv=None):
     if "fs_image" in s:
         print("fs.img  %s: LittleFS2, %d blocks of %d bytes, flash at 0x%x (vfs partition)" % (
             s["fs_image"], s["block_count"], s["block_size"], s["vfs_offset"]))
+    if "romfs_image" in s:
+        print("romfs   %s: %d bytes (%.1f KB), ROMFS image of the bundle, written by make deploy ROMFS=1" % (
+            s["romfs_image"], s["romfs_bytes"], s["romfs_bytes"] / 1024))
     if "flash_bin" in s:
         print("layout  partition table of %s (%s):" % (s["micropython"], s["chip"]))
         for line in s["partitions"]:
