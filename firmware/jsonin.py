@@ -7,9 +7,12 @@ leading zeros, raw control characters and unknown escapes, decodes an escaped
 surrogate pair into two lone surrogates, and its UTF-8 decoder lets overlong
 forms and encoded surrogates through; CPython's accepts NaN and Infinity and
 lone surrogate escapes; both fail on deep nesting with a RecursionError in
-whatever code walks the result later. So one scan, in a loop without
-recursion, checks the text first: the grammar, the nesting depth, strict UTF-8
-and the \\u escapes. Only when the text holds an escaped surrogate pair and
+whatever code walks the result later. So the text is checked first: strict
+UTF-8 by the runtime's decoder plus a look at the few lead bytes a lax one
+takes, raw control characters by min() where the parser takes them, then one
+scan, in a loop without recursion, of the grammar, the nesting depth and the
+\\u escapes, token by token: strings are jumped over with find() (C speed on
+both runtimes) and looked into only when they hold a backslash. Only when the text holds an escaped surrogate pair and
 the runtime cannot decode one is the text rewritten (the pair becomes the
 character's raw UTF-8) before the runtime's parser reads it.
 
@@ -20,18 +23,6 @@ import json
 from firmware.compat import const, text_buffer
 
 MAX_DEPTH = const(20)  # the deepest OCPP 1.6 payload (SetChargingProfile) nests 6 levels in its frame
-
-# Scanner states: what may come next.
-_VALUE = const(0)        # a value (after ':' or ',' in an array, or at the start)
-_VALUE_OR_END = const(1)  # a value or ']' (just after '[')
-_KEY_OR_END = const(2)   # a key or '}' (just after '{')
-_KEY = const(3)          # a key (after ',' in an object)
-_COLON = const(4)
-_NEXT = const(5)         # ',' or the end of the enclosing container
-_DONE = const(6)         # only whitespace
-
-_OBJ = const(1)
-_ARR = const(2)
 
 # Whether the runtime's json decodes "\ud83d\ude97" into one character.
 _PAIRS_NATIVE = len(json.loads('"\\ud83d\\ude97"')) == 1
@@ -85,8 +76,9 @@ def _utf8_len(b, i, n):
     return k
 
 
-def utf8_error(b):
-    """None when the bytes are well-formed UTF-8, else a message with the offset."""
+def _utf8_scan(b):
+    """None when the bytes are well-formed UTF-8, else a message with the offset
+    (byte by byte: for runtimes whose decoder checks nothing, and for the offset)."""
     n = len(b)
     i = 0
     while i < n:
@@ -98,6 +90,62 @@ def utf8_error(b):
             return "not valid UTF-8 at byte %d" % i
         i += k
     return None
+
+
+def _refuses(f, *args):
+    try:
+        f(*args)
+    except ValueError:  # UnicodeError is one
+        return True
+    return False
+
+
+# What the runtime's own decoder checks. CPython's refuses every form RFC 3629 forbids.
+# MicroPython's refuses malformed sequences (a stray continuation byte, a cut
+# sequence) but lets overlong forms, encoded surrogates and code points above
+# U+10FFFF through: what it took holds those at most, each starting with a known
+# lead byte.
+_DECODE_STRICT = all(_refuses(str, t, "utf-8") for t in (
+    b"\xc0\xaf", b"\xe0\x80\xaf", b"\xed\xa0\x80", b"\xf0\x80\x80\xaf", b"\xf4\x90\x80\x80", b"\xf5\x80\x80\x80"))
+_DECODE_CHECKED = all(_refuses(str, t, "utf-8") for t in (b"\x80", b"\xc3", b"\xe2\x82", b"a\xffb"))
+_DECODE_TRUSTED = _DECODE_STRICT or _DECODE_CHECKED
+# Whether the runtime's json refuses raw control characters in strings itself.
+_CTRL_NATIVE = _refuses(json.loads, '"\x01"') and _refuses(json.loads, '"\t"')
+# Lead bytes a lax decoder takes, with the range the byte after them must be in
+# (an empty range: never valid).
+_LAX_LEADS = ((b"\xc0", 1, 0), (b"\xc1", 1, 0), (b"\xe0", 0xA0, 0xBF), (b"\xed", 0x80, 0x9F),
+              (b"\xf0", 0x90, 0xBF), (b"\xf4", 0x80, 0x8F), (b"\xf5", 1, 0), (b"\xf6", 1, 0), (b"\xf7", 1, 0))
+
+
+def _decoded_error(b, s):
+    """None when the bytes b, which str(b, "utf-8") decoded into s, are well-formed
+    UTF-8, else a message with the offset. C-speed work only, unless the runtime's
+    decoder checks nothing."""
+    if not _DECODE_TRUSTED:
+        return _utf8_scan(b)
+    if _DECODE_STRICT or len(s) == len(b):
+        return None  # as many characters as bytes: plain ASCII (the common case)
+    if type(b) is memoryview:
+        b = bytes(b)
+    bad = -1
+    for lead, lo, hi in _LAX_LEADS:
+        i = b.find(lead)
+        while i >= 0 and (bad < 0 or i < bad):
+            c = b[i + 1]  # the decoder checked that a whole sequence follows
+            if c < lo or c > hi:
+                bad = i
+                break
+            i = b.find(lead, i + 1)
+    return None if bad < 0 else "not valid UTF-8 at byte %d" % bad
+
+
+def utf8_error(b):
+    """None when the bytes are well-formed UTF-8, else a message with the offset."""
+    try:
+        s = str(b, "utf-8")
+    except UnicodeError:
+        return _utf8_scan(b) or "not valid UTF-8"
+    return _decoded_error(b, s)
 
 
 def text_error(s):
@@ -117,11 +165,9 @@ def decode(data):
     """Bytes as text, strictly: ValueError unless well-formed UTF-8 (MicroPython's
     decoder lets overlong forms and encoded surrogates through)."""
     s = str(data, "utf-8")
-    # As many characters as bytes: plain ASCII, nothing more to check (the common case).
-    if len(s) != len(data):
-        err = utf8_error(data)
-        if err is not None:
-            raise ValueError(err)
+    err = _decoded_error(data, s)
+    if err is not None:
+        raise ValueError(err)
     return s
 
 
@@ -153,207 +199,230 @@ def quote(s, limit=40):
     return "".join(out)
 
 
-def _string(b, i, n):
-    """Scan a string whose opening quote is at b[i - 1]. Returns the index after the
-    closing quote, times two, plus one when the string holds an escaped surrogate
-    pair (a small int: no allocation). Raises ValueError."""
+def _string(b, i, n, ctrl):
+    """Scan a string whose opening quote is at b[i - 1], jumping from backslash to
+    backslash; ctrl: look for raw control characters too. Returns the index after
+    the closing quote, times two, plus one when the string holds an escaped
+    surrogate pair (a small int: no allocation). Raises ValueError."""
     pairs = 0
-    while i < n:
-        c = b[i]
-        if c == 34:  # "
-            return ((i + 1) << 1) | pairs
-        if c == 92:  # backslash
-            if i + 1 >= n:
-                break
-            c = b[i + 1]
-            if c == 117:  # u
-                v = _hex4(b, i + 2, n)
-                if v < 0:
-                    raise ValueError("bad \\u escape at byte %d" % i)
-                if 0xD800 <= v <= 0xDBFF:
-                    w = -1
-                    if i + 12 <= n and b[i + 6] == 92 and b[i + 7] == 117:
-                        w = _hex4(b, i + 8, n)
-                    if not 0xDC00 <= w <= 0xDFFF:
-                        raise ValueError("lone surrogate escape at byte %d" % i)
-                    pairs = 1
-                    i += 12
-                    continue
-                if 0xDC00 <= v <= 0xDFFF:
-                    raise ValueError("lone surrogate escape at byte %d" % i)
-                i += 6
-                continue
-            # " \ / b f n r t
-            if not (c == 34 or c == 92 or c == 47 or c == 98 or c == 102 or c == 110 or c == 114
-                    or c == 116):
-                raise ValueError("bad escape at byte %d" % i)
-            i += 2
-            continue
-        if c < 0x20:
-            raise ValueError("control character in string at byte %d" % i)
-        if c >= 0x80:
-            k = _utf8_len(b, i, n)
-            if not k:
-                raise ValueError("not valid UTF-8 at byte %d" % i)
-            i += k
-            continue
-        i += 1
-    raise ValueError("unterminated string")
-
-
-def _number(b, i, n):
-    """Scan a number starting at b[i] ('-' or a digit); returns the index after it."""
-    if b[i] == 45:  # -
-        i += 1
-    if i >= n or not 48 <= b[i] <= 57:
-        raise ValueError("bad number at byte %d" % i)
-    if b[i] == 48:
-        i += 1  # a leading zero stands alone; a digit after it fails as a missing ','
-    else:
-        while i < n and 48 <= b[i] <= 57:
-            i += 1
-    if i < n and b[i] == 46:  # .
-        i += 1
-        if i >= n or not 48 <= b[i] <= 57:
-            raise ValueError("bad number at byte %d" % i)
-        while i < n and 48 <= b[i] <= 57:
-            i += 1
-    if i < n and (b[i] == 101 or b[i] == 69):  # e E
-        i += 1
-        if i < n and (b[i] == 43 or b[i] == 45):
-            i += 1
-        if i >= n or not 48 <= b[i] <= 57:
-            raise ValueError("bad number at byte %d" % i)
-        while i < n and 48 <= b[i] <= 57:
-            i += 1
-    return i
-
-
-def _literal(b, i, n, word):
-    k = len(word)
-    if i + k > n:
-        return False
-    for j in range(k):
-        if b[i + j] != word[j]:
-            return False
-    return True
-
-
-def scan(b, max_depth=MAX_DEPTH):
-    """Check that the bytes are one strict JSON text nesting at most max_depth
-    levels. Returns 1 when it holds an escaped surrogate pair, else 0; raises
-    ValueError."""
-    n = len(b)
-    stack = bytearray(max_depth)
-    depth = 0
-    state = _VALUE
-    pairs = 0
-    i = 0
-    while i < n:
-        c = b[i]
-        if c == 32 or c == 10 or c == 13 or c == 9:
-            i += 1
-            continue
-        if state == _NEXT:
-            if c == 44:  # ,
-                state = _VALUE if stack[depth - 1] == _ARR else _KEY
+    while True:
+        j = b.find(b'"', i, n)
+        if j < 0:
+            raise ValueError("unterminated string")
+        k = b.find(b"\\", i, j)
+        if ctrl:
+            e = j if k < 0 else k
+            while i < e:
+                if b[i] < 0x20:
+                    raise ValueError("control character in string at byte %d" % i)
                 i += 1
-                continue
-            if c == 93 or c == 125:  # ] }
-                if stack[depth - 1] != (_ARR if c == 93 else _OBJ):
-                    raise ValueError("mismatched bracket at byte %d" % i)
-                depth -= 1
-                state = _NEXT if depth else _DONE
-                i += 1
-                continue
-            raise ValueError("expected ',' or end of container at byte %d" % i)
-        if state == _COLON:
-            if c != 58:
-                raise ValueError("expected ':' at byte %d" % i)
-            state = _VALUE
-            i += 1
-            continue
-        if state == _KEY or state == _KEY_OR_END:
-            if c == 34:
-                r = _string(b, i + 1, n)
-                i = r >> 1
-                pairs |= r & 1
-                state = _COLON
-                continue
-            if c == 125 and state == _KEY_OR_END:
-                depth -= 1
-                state = _NEXT if depth else _DONE
-                i += 1
-                continue
-            raise ValueError("expected a string key at byte %d" % i)
-        if state == _DONE:
-            raise ValueError("extra data at byte %d" % i)
-        # _VALUE or _VALUE_OR_END
-        if c == 93 and state == _VALUE_OR_END:
-            depth -= 1
-            state = _NEXT if depth else _DONE
-            i += 1
-            continue
-        if c == 123 or c == 91:  # { [
-            if depth >= max_depth:
-                raise ValueError("nested deeper than %d levels" % max_depth)
-            stack[depth] = _OBJ if c == 123 else _ARR
-            depth += 1
-            state = _KEY_OR_END if c == 123 else _VALUE_OR_END
-            i += 1
-            continue
-        if c == 34:
-            r = _string(b, i + 1, n)
-            i = r >> 1
-            pairs |= r & 1
-        elif c == 45 or 48 <= c <= 57:
-            i = _number(b, i, n)
-        elif c == 116 and _literal(b, i, n, b"true"):
-            i += 4
-        elif c == 102 and _literal(b, i, n, b"false"):
-            i += 5
-        elif c == 110 and _literal(b, i, n, b"null"):
-            i += 4
+        if k < 0:
+            return ((j + 1) << 1) | pairs
+        c = b[k + 1]  # k < j: the quote at j at the latest
+        if c == 117:  # u
+            v = _hex4(b, k + 2, n)
+            if v < 0:
+                raise ValueError("bad \\u escape at byte %d" % k)
+            if 0xD800 <= v <= 0xDBFF:
+                w = -1
+                if k + 12 <= n and b[k + 6] == 92 and b[k + 7] == 117:
+                    w = _hex4(b, k + 8, n)
+                if not 0xDC00 <= w <= 0xDFFF:
+                    raise ValueError("lone surrogate escape at byte %d" % k)
+                pairs = 1
+                i = k + 12
+            elif 0xDC00 <= v <= 0xDFFF:
+                raise ValueError("lone surrogate escape at byte %d" % k)
+            else:
+                i = k + 6
+        # " \ / b f n r t
+        elif c == 34 or c == 92 or c == 47 or c == 98 or c == 102 or c == 110 or c == 114 or c == 116:
+            i = k + 2
         else:
-            raise ValueError("unexpected character at byte %d" % i)
-        state = _NEXT if depth else _DONE
-    if state != _DONE:
+            raise ValueError("bad escape at byte %d" % k)
+
+
+def _scan(b, n, max_depth, ctrl):
+    """Check that b[:n] (n > 0) is one JSON text by the RFC 8259 grammar, nesting at
+    most max_depth levels: the structure token by token, each string jumped over
+    with find() unless it holds a backslash (or ctrl: the text has control
+    characters, each string is looked at byte by byte). The text's UTF-8 is
+    checked before. Returns 1 when it holds an escaped surrogate pair, else 0;
+    raises ValueError."""
+    i = 0
+    c = b[0]
+    while c == 32 or c == 10 or c == 13 or c == 9:
+        i += 1
+        if i == n:
+            raise ValueError("incomplete JSON text")
+        c = b[i]
+    if c != 91 and c != 123:
+        # A lone scalar: a byte after it that ends any number, so no index check is needed.
+        b = b + b" "
+    # The next backslash: strings before it have no escapes. -1: look at every string.
+    bs = -1
+    if not ctrl:
+        bs = b.find(b"\\")
+        if bs < 0:
+            bs = n
+    stack = 0  # a bit per open container, 1 for an object
+    depth = 0
+    pairs = 0
+    key = 0  # b[i] starts a key, not a value
+    # Inside a container every read is in bounds on a complete text: IndexError is a cut one.
+    try:
+        while True:
+            if c == 34:  # "
+                j = b.find(b'"', i + 1)
+                if 0 < j < bs:
+                    i = j + 1
+                else:
+                    r = _string(b, i + 1, n, ctrl)
+                    i = r >> 1
+                    pairs |= r & 1
+                    if 0 <= bs < i:
+                        bs = b.find(b"\\", i)
+                        if bs < 0:
+                            bs = n
+                if key:
+                    c = b[i]
+                    while c <= 32:
+                        if c != 32 and c != 10 and c != 13 and c != 9:
+                            raise ValueError("unexpected character at byte %d" % i)
+                        i += 1
+                        c = b[i]
+                    if c != 58:  # :
+                        raise ValueError("expected ':' at byte %d" % i)
+                    i += 1
+                    c = b[i]
+                    while c <= 32:
+                        if c != 32 and c != 10 and c != 13 and c != 9:
+                            raise ValueError("unexpected character at byte %d" % i)
+                        i += 1
+                        c = b[i]
+                    key = 0
+                    continue
+            elif key:
+                raise ValueError("expected a string key at byte %d" % i)
+            elif c == 91 or c == 123:  # [ {
+                if depth >= max_depth:
+                    raise ValueError("nested deeper than %d levels" % max_depth)
+                depth += 1
+                stack = (stack << 1) | 1 if c == 123 else stack << 1
+                end = c + 2  # ] }
+                i += 1
+                c = b[i]
+                while c <= 32:
+                    if c != 32 and c != 10 and c != 13 and c != 9:
+                        raise ValueError("unexpected character at byte %d" % i)
+                    i += 1
+                    c = b[i]
+                if c != end:
+                    key = stack & 1
+                    continue
+                i += 1
+                depth -= 1
+                stack >>= 1
+            elif c == 45 or 48 <= c <= 57:  # - digit
+                if c == 45:
+                    i += 1
+                    c = b[i]
+                    if c < 48 or c > 57:
+                        raise ValueError("bad number at byte %d" % i)
+                i += 1
+                if c != 48:  # a leading zero stands alone; a digit after it fails as a missing ','
+                    c = b[i]
+                    while 48 <= c <= 57:
+                        i += 1
+                        c = b[i]
+                else:
+                    c = b[i]
+                if c == 46:  # .
+                    i += 1
+                    c = b[i]
+                    if c < 48 or c > 57:
+                        raise ValueError("bad number at byte %d" % i)
+                    while 48 <= c <= 57:
+                        i += 1
+                        c = b[i]
+                if c == 101 or c == 69:  # e E
+                    i += 1
+                    c = b[i]
+                    if c == 43 or c == 45:
+                        i += 1
+                        c = b[i]
+                    if c < 48 or c > 57:
+                        raise ValueError("bad number at byte %d" % i)
+                    while 48 <= c <= 57:
+                        i += 1
+                        c = b[i]
+            elif c == 116 and b.startswith(b"true", i):
+                i += 4
+            elif c == 102 and b.startswith(b"false", i):
+                i += 5
+            elif c == 110 and b.startswith(b"null", i):
+                i += 4
+            else:
+                raise ValueError("unexpected character at byte %d" % i)
+            # After a value: ',' or the end of the enclosing containers.
+            while depth:
+                c = b[i]
+                while c <= 32:
+                    if c != 32 and c != 10 and c != 13 and c != 9:
+                        raise ValueError("unexpected character at byte %d" % i)
+                    i += 1
+                    c = b[i]
+                if c == 44:  # ,
+                    i += 1
+                    c = b[i]
+                    while c <= 32:
+                        if c != 32 and c != 10 and c != 13 and c != 9:
+                            raise ValueError("unexpected character at byte %d" % i)
+                        i += 1
+                        c = b[i]
+                    key = stack & 1
+                    break
+                if c == (125 if stack & 1 else 93):
+                    i += 1
+                    depth -= 1
+                    stack >>= 1
+                elif c == 93 or c == 125:
+                    raise ValueError("mismatched bracket at byte %d" % i)
+                else:
+                    raise ValueError("expected ',' or end of container at byte %d" % i)
+            else:
+                break
+    except IndexError:
         raise ValueError("incomplete JSON text")
+    while i < n:
+        c = b[i]
+        if c != 32 and c != 10 and c != 13 and c != 9:
+            raise ValueError("extra data at byte %d" % i)
+        i += 1
     return pairs
 
 
 def _join_pairs(b):
     """The bytes with each escaped surrogate pair replaced by the character's UTF-8
-    (only called on text that scan() accepted)."""
+    (only called on text that _scan() accepted: every backslash starts an escape)."""
     out = bytearray()
     n = len(b)
     start = 0
-    inside = False
-    i = 0
-    while i < n:
-        c = b[i]
-        if not inside:
-            if c == 34:
-                inside = True
-            i += 1
-            continue
-        if c == 34:
-            inside = False
-        elif c == 92:
-            if b[i + 1] == 117:
-                v = _hex4(b, i + 2, n)
-                if 0xD800 <= v <= 0xDBFF:
-                    cp = 0x10000 + ((v - 0xD800) << 10) + (_hex4(b, i + 8, n) - 0xDC00)
-                    out += b[start:i]
-                    out += chr(cp).encode()
-                    i += 12
-                    start = i
-                    continue
+    i = b.find(b"\\")
+    while i >= 0:
+        if b[i + 1] == 117:  # u
+            v = _hex4(b, i + 2, n)
+            if 0xD800 <= v <= 0xDBFF:
+                cp = 0x10000 + ((v - 0xD800) << 10) + (_hex4(b, i + 8, n) - 0xDC00)
+                out += b[start:i]
+                out += chr(cp).encode()
+                start = i + 12
+                i = start
+            else:
                 i += 6
-                continue
+        else:
             i += 2
-            continue
-        i += 1
+        i = b.find(b"\\", i)
     out += b[start:]
     return out
 
@@ -387,20 +456,42 @@ def join_encoded_pairs(b):
     return bytes(out)
 
 
+def _text_bytes(text):
+    """The UTF-8 bytes of a JSON text (str, bytes or bytearray), checked: ValueError
+    unless well-formed UTF-8 and not empty."""
+    if type(text) is str:
+        # A str holds what a decoder took: CPython's encoder refuses a lone surrogate,
+        # MicroPython makes a str from bytes only through its checked decoder.
+        try:
+            b = text.encode()  # MicroPython: shares the str's bytes, no copy
+        except UnicodeError:
+            raise ValueError("not valid text (lone surrogate)")
+        s = text
+    else:
+        b = text if type(text) is bytes else bytes(text)
+        try:
+            s = str(b, "utf-8")
+        except UnicodeError:
+            raise ValueError(_utf8_scan(b) or "not valid UTF-8")
+    if len(s) != len(b) or not _DECODE_TRUSTED:
+        s = _decoded_error(b, s)
+        if s is not None:
+            raise ValueError(s)
+    if not b:
+        raise ValueError("incomplete JSON text")
+    return b
+
+
 def loads(text, max_depth=MAX_DEPTH):
     """json.loads for text (str, bytes or bytearray) from outside: ValueError with a
     clear message for anything RFC 8259 refuses, for lone surrogates and for
     nesting deeper than max_depth; escaped surrogate pairs become one character
     on every runtime."""
-    if type(text) is str:
-        try:
-            b = text_buffer(text)
-        except UnicodeError:
-            raise ValueError("not valid text (lone surrogate)")
-    else:
-        b = text
-    if scan(b, max_depth) and not _PAIRS_NATIVE:
+    # Few locals and no allocation in the scan: MicroPython puts a bigger frame on the
+    # heap, and freeing it makes the next allocation walk past every object made since.
+    b = _text_bytes(text)
+    # Raw control characters: the runtime's parser refuses them in strings, or else the
+    # text has none at all (min() runs in C) or the scan looks at each string's bytes.
+    if _scan(b, len(b), max_depth, not _CTRL_NATIVE and min(b) < 0x20) and not _PAIRS_NATIVE:
         return json.loads(str(_join_pairs(b), "utf-8"))
-    if type(text) is not str:
-        text = str(text, "utf-8")
-    return json.loads(text)
+    return json.loads(text if type(text) is str else b)

@@ -27,6 +27,13 @@ CASES = [
     '["\\u00e9"]', '["\\ud83d\\ude97"]', '{"a\\ud83d\\ude97":"\\\\ud83d"}', '["\u00e9\U0001F697"]',
     '{"a":1,"a":2}', "[1E+5, 1e-5, 123456789012]", "[" * 20 + "]" * 20, "[" * 21 + "]" * 21,
     '{"k":' * 21 + "1" + "}" * 21,
+    # Edges of the scan that jumps over strings and stops at backslashes.
+    '["a\\"]', '["a\\\\"]', '["a\\\\\\"]', '["\\"', '["ab\\u00e9"]', '["\\u00e9x\\n"]', '["x\\ud83d\\ude97"]',
+    '["\\"x"]', '["a","b\\n","c"]', '{"a\\"b":1}', '["a\x1fb"]', '["\x7f"]', '["a\x00"]', '{"k\x01":1}', '{"\u00e9":"\u00e9"}',
+    '{"\u00e9\U0001F697":[1]}', "[\u00e91]", '["\\u00e9\u00e9"]', "[1\n,\t2\r]", '{"a"\t:\r1}', "[\x0b1]", "[\x0c1]", '["a\tb", 1]',
+    "1", "-", "-0", "12", "1.5e3", "1.", "1e", "true", "tru", "nul", "false ", ' "a"', '"a\\"', '"\\\\"', "[1e5", "[-", "[1.5",
+    "[1", "[", "{", '{"a"', '{"a":', "[[]]", "[{}]", "{}", "[]]", "[}", '{"a":1]', "[1}", "[0]", "[-0.0e-0]", "[1E+1,2e-1]",
+    "[" * 19 + "{}" + "]" * 19, "[" * 19 + "{" + '"a":1' + "}" + "]" * 19, "[" * 19 + '{"a":[]}' + "]" * 19,
 ]
 
 SCRIPT = r'''
@@ -102,6 +109,39 @@ def test_bytes_must_be_strict_utf8():
         with pytest.raises(ValueError, match="not valid UTF-8"):
             jsonin.loads(bad)
     assert jsonin.loads(b'"\xf0\x9f\x9a\x97"') == "\U0001F697"
+
+
+# Bytes on both runtimes: MicroPython's own decoder lets overlong forms, encoded
+# surrogates and code points above U+10FFFF through.
+UTF8_SCRIPT = r'''
+import json
+from firmware import jsonin
+out = []
+for t in (b'"\xc0\xaf"', b'"\xc1\xbf"', b'"\xe0\x80\x80"', b'"\xe0\x9f\xbf"', b'"\xed\xa0\xbd"', b'"a\xed\xbf\xbf"',
+          b'"\xf0\x80\x80\x80"', b'"\xf0\x8f\xbf\xbf"', b'"\xf4\x90\x80\x80"', b'"\xf5\x80\x80\x80"', b'"\xf7\xbf\xbf\xbf"',
+          b'"\xff"', b'"\x80"', b'"\xc3"', b'{"\xc3\xa9":"\xed\xa0\x80"}',
+          b'"\xc2\x80"', b'"\xe0\xa0\x80"', b'"\xed\x9f\xbf"', b'"\xee\x80\x80"', b'"\xf0\x90\x80\x80"',
+          b'"\xf4\x8f\xbf\xbf"', b'["\xc3\xa9", "\xe2\x82\xac", {"\xf0\x9f\x9a\x97": 1}]'):
+    row = []
+    for f in (jsonin.loads, jsonin.decode, jsonin.utf8_error):
+        try:
+            r = f(t)
+            row.append("ok" if f is not jsonin.utf8_error or r is None else "error")
+        except ValueError:
+            row.append("error")
+    out.append(row)
+print(json.dumps(out))
+'''
+UTF8_EXPECTED = [["error"] * 3] * 15 + [["ok"] * 3] * 7
+
+
+@pytest.mark.parametrize("rt", ["cpython", pytest.param("micropython", marks=pytest.mark.micropython)])
+def test_strict_utf8_of_bytes_on_both_runtimes(rt):
+    cmd = [sys.executable] if rt == "cpython" else [MICROPYTHON]
+    proc = subprocess.run(cmd + ["-c", UTF8_SCRIPT], capture_output=True, text=True, cwd=str(ROOT), timeout=60,
+                          env=mp_env())
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == UTF8_EXPECTED
 
 
 def test_error_messages_never_quote_the_input():
